@@ -1,0 +1,76 @@
+"""What the engine decides for one container, and why.
+
+A decision is one of: not a GPU container (``devices is None``), a GPU
+container with no device nodes (``devices == ("",)``, the toolkit's "none"),
+all GPUs (``("all",)``), a list of device ids, or a container that fails to
+start (``error``). When an input the decision depends on is unknown,
+``unknown`` says which and why: the third state, never read as safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Exposure(StrEnum):
+    """How much GPU access a decision grants, for rules and summaries."""
+
+    NONE = "none"  # not a GPU container
+    LIBRARIES = "libraries"  # driver libraries, no device nodes
+    DEVICES = "devices"  # the listed devices
+    ALL = "all"  # every GPU on the node
+    FAILS = "fails"  # the container does not start
+    UNKNOWN = "unknown"  # depends on an input we do not know
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rule that fired: its id, the input it read, and what it concluded."""
+
+    rule: str
+    read: str
+    says: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "read": self.read, "says": self.says}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The toolkit's answer for one container on one node."""
+
+    devices: tuple[str, ...] | None
+    mode: str
+    cdi_devices: tuple[str, ...] | None = None
+    error: str | None = None
+    imex_channels: tuple[str, ...] | None = None
+    unknown: tuple[str, ...] | None = None
+    trail: tuple[Step, ...] = field(default=())
+
+    @property
+    def exposure(self) -> Exposure:
+        if self.error is not None:
+            return Exposure.FAILS
+        if self.unknown:
+            return Exposure.UNKNOWN
+        devices = self.devices
+        if devices is None:
+            return Exposure.NONE
+        if "all" in devices or any(d.endswith("=all") for d in self.cdi_devices or ()):
+            return Exposure.ALL
+        if all(d in ("", "none") for d in devices):
+            return Exposure.LIBRARIES
+        return Exposure.DEVICES
+
+    @property
+    def devices_json(self) -> str | list[str] | None:
+        """``devices`` in the simulate contract: null, "all", "none" or a list."""
+        devices = self.devices
+        if devices is None:
+            return None
+        if devices == ("all",):
+            return "all"
+        if devices == ("",):
+            return "none"
+        return list(devices)

@@ -1,0 +1,91 @@
+"""A GPU node as gpuguard models it: toolkit, container runtime, device plugin, GPUs.
+
+A ``NodeProfile`` is built from a GPU Operator release and its ClusterPolicy or
+Helm values (``gpuguard.engine.operator``), from explicit settings, or later
+from a live node. ``origin`` records where each setting came from, so an
+explanation can name the input it read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gpuguard.model.toolkit import Toolkit
+from gpuguard.model.version import Version
+
+NVIDIA_RESOURCE_PREFIX = "nvidia.com/"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeHandler:
+    """A containerd/cri-o runtime handler (what a RuntimeClass ``handler`` names)."""
+
+    name: str
+    nvidia: bool = False  # runs nvidia-container-runtime
+    mode: str | None = None  # forced toolkit mode: "cdi" for nvidia-cdi, "legacy" for nvidia-legacy
+    container_annotations: tuple[str, ...] = ()  # CRI annotation patterns passed into the OCI spec
+    privileged_without_host_devices: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRuntime:
+    """The node's CRI runtime configuration."""
+
+    kind: str = "containerd"  # "containerd" | "cri-o"
+    default_handler: str = "nvidia"
+    handlers: Mapping[str, RuntimeHandler] = field(default_factory=dict)
+    enable_cdi: bool = False  # the CRI runtime injects CDI devices itself (cdi-cri, CDI annotations)
+    oci_hook_all: bool = False  # cri-o hook mode: the NVIDIA hook runs for every container
+
+    def handler(self, runtime_class_handler: str | None) -> RuntimeHandler | None:
+        name = runtime_class_handler or self.default_handler
+        return self.handlers.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlugin:
+    """NVIDIA k8s-device-plugin settings that shape its Allocate response."""
+
+    version: Version
+    list_strategies: tuple[str, ...] = ("envvar",)
+    id_strategy: str = "uuid"
+    pass_device_specs: bool = False
+    cdi_annotation_prefix: str = "cdi.k8s.io/"
+    imex_channel_ids: tuple[str, ...] = ()
+    gds: bool = False
+    mofed: bool = False
+    gdrcopy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    """One allocatable GPU (or MIG device) as the device plugin names it."""
+
+    uuid: str
+    index: str
+
+
+@dataclass(frozen=True, slots=True)
+class NriPlugin:
+    """The toolkit's NRI plugin (GPU Operator ≥ 26.3 with ``cdi.nriPluginEnabled``)."""
+
+    enabled: bool = False
+    operator_namespace: str = "gpu-operator"
+    management_namespaces: tuple[str, ...] = ()  # NRI_MANAGEMENT_CDI_DEVICE_NAMESPACES
+    any_namespace_devices: bool = True  # toolkit >= 1.20: non-management devices from any namespace
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProfile:
+    """Everything the engine needs to know about one GPU node."""
+
+    toolkit: Toolkit
+    runtime: ContainerRuntime
+    device_plugin: DevicePlugin | None
+    gpus: tuple[Gpu, ...] = ()
+    nri: NriPlugin = field(default_factory=NriPlugin)
+    runtime_classes: Mapping[str, str] = field(default_factory=dict)  # RuntimeClass name -> handler
+    operator_version: Version | None = None
+    origin: Mapping[str, str] = field(default_factory=dict)  # setting -> where it came from
+    assumed: bool = False  # True when nothing was known and the most exposed setup was assumed

@@ -1,0 +1,97 @@
+"""Kubernetes pods, reduced to what decides GPU exposure.
+
+Sources turn manifests (any workload kind) and live objects into these; the
+engine never sees raw Kubernetes dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRef:
+    """Where a ``valueFrom`` points: configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef."""
+
+    kind: str  # "configMapKeyRef" | "secretKeyRef" | "fieldRef" | "resourceFieldRef"
+    name: str = ""  # ConfigMap/Secret name, or the field path / resource
+    key: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One ``env`` entry; exactly one of ``value`` or ``value_from`` is meaningful."""
+
+    name: str
+    value: str = ""
+    value_from: ValueRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvFromSource:
+    """One ``envFrom`` entry."""
+
+    kind: str  # "configMapRef" | "secretRef"
+    name: str
+    prefix: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A pod volume; only hostPath volumes can reach host device nodes."""
+
+    name: str
+    host_path: str | None = None  # set for hostPath volumes
+    kind: str = "other"  # "hostPath", "configMap", "emptyDir", ...
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityContext:
+    """The container's effective security context (pod-level values already applied)."""
+
+    privileged: bool = False
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container, init container or ephemeral container of a pod."""
+
+    name: str
+    image: str = ""
+    kind: str = "container"  # "container" | "initContainer" | "ephemeralContainer"
+    env: tuple[EnvVar, ...] = ()
+    env_from: tuple[EnvFromSource, ...] = ()
+    # Extended resources, limits merged over requests: {"nvidia.com/gpu": 1}
+    resources: Mapping[str, int] = field(default_factory=dict)
+    security: SecurityContext = field(default_factory=SecurityContext)
+    volume_mounts: tuple[VolumeMount, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """A pod or the pod template of a workload, with where it came from."""
+
+    name: str
+    namespace: str = "default"
+    containers: tuple[Container, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    runtime_class_name: str | None = None
+    service_account: str = "default"
+    workload_kind: str = "Pod"  # the kind of the object that carried this pod template
+    workload_name: str = ""
+    node_name: str | None = None
