@@ -74,3 +74,40 @@ class Decision:
         if devices == ("",):
             return "none"
         return list(devices)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerDecision:
+    """What one container of a pod gets on one node, end to end.
+
+    ``toolkit`` is the toolkit's decision when the NVIDIA runtime (or its hook)
+    handles the container, else None. ``injected`` lists CDI devices that the
+    CRI runtime or the NRI plugin adds on its own. ``sees`` is the overall
+    answer: ``("all",)`` for every GPU, the GPU ids otherwise, ``()`` for none;
+    it is None with ``exposure`` UNKNOWN or FAILS.
+    """
+
+    pod: str
+    namespace: str
+    container: str
+    kind: str  # "container" | "initContainer" | "ephemeralContainer"
+    requested: int  # nvidia.com/gpu (and other nvidia.com/* devices) requested
+    allocated: tuple[str, ...]  # device ids the device plugin allocated
+    handler: str | None  # runtime handler that creates the container
+    toolkit: Decision | None
+    injected: tuple[str, ...]
+    host_devices: bool  # privileged: every host device node, whatever the toolkit does
+    sees: tuple[str, ...] | None
+    exposure: Exposure
+    error: str | None = None
+    unknown: tuple[str, ...] | None = None
+    trail: tuple[Step, ...] = field(default=())
+
+    @property
+    def overreach(self) -> bool:
+        """Sees GPUs beyond its allocation (or any GPU without a request)."""
+        if self.sees is None:
+            return False
+        if "all" in self.sees:
+            return True
+        return any(gpu not in self.allocated for gpu in self.sees)
