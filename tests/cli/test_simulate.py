@@ -53,7 +53,7 @@ def test_seed_scenarios(example: str, devices: object, mode: str) -> None:
 
 
 def test_key_under_table_is_named_in_the_trail() -> None:
-    code, out, _ = run("--format", "json", str(EXAMPLES / "seed-key-under-table.yaml"))
+    _code, out, _ = run("--format", "json", str(EXAMPLES / "seed-key-under-table.yaml"))
     trail = json.loads(out)["trail"]
     ignored = [s for s in trail if s["rule"] == "config.ignored-key"]
     assert ignored and "nvidia-ctk" in ignored[0]["read"]

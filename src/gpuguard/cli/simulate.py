@@ -8,6 +8,7 @@ from typing import BinaryIO
 import click
 import orjson
 
+from gpuguard.engine.pod import decide_pod
 from gpuguard.engine.toolkit.decide import decide
 from gpuguard.formats.decision_json import container_decision_dict, decision_dict, dumps
 from gpuguard.formats.decision_text import container_decisions_text, decision_text
@@ -43,14 +44,19 @@ def simulate_command(file: BinaryIO, fmt: str, batch: bool) -> None:
     if batch:
         _batch(file)
         return
+    name = getattr(file, "name", "-")
     data = file.read(MAX_INPUT + 1)
     if len(data) > MAX_INPUT:
-        raise UsageFailure(f"{file.name}: larger than {MAX_INPUT // (1024 * 1024)} MiB")
+        raise UsageFailure(f"{name}: larger than {MAX_INPUT // (1024 * 1024)} MiB")
     try:
-        doc = load_document(data, file.name)
+        doc = load_document(data, name)
         if is_pod_question(doc):
             question = read_pod_question(doc)
-            decisions = question.decide()
+            decisions = [
+                d
+                for pod in question.pods
+                for d in decide_pod(pod, question.node, image_env=question.image_env, objects=question.objects)
+            ]
             if fmt == "json":
                 _out(dumps([container_decision_dict(d) for d in decisions], pretty=True) + b"\n")
             else:

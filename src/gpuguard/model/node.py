@@ -56,6 +56,7 @@ class DevicePlugin:
     gds: bool = False
     mofed: bool = False
     gdrcopy: bool = False
+    dev_root: str = "/"  # NVIDIA_DEV_ROOT: host root of device nodes in DeviceSpec.HostPath
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class Gpu:
 
     uuid: str
     index: str
+    # Device node paths the plugin passes with PASS_DEVICE_SPECS; empty means /dev/nvidia<index>
+    # for a whole GPU with a numeric index (the usual minor number), nothing for MIG devices.
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +93,5 @@ class NodeProfile:
     operator_version: Version | None = None
     origin: Mapping[str, str] = field(default_factory=dict)  # setting -> where it came from
     assumed: bool = False  # True when nothing was known and the most exposed setup was assumed
+    # Settings that could not be known (a host-installed toolkit), setting -> why; never read as safe.
+    unknown: Mapping[str, str] = field(default_factory=dict)

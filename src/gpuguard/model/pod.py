@@ -95,3 +95,5 @@ class Pod:
     workload_kind: str = "Pod"  # the kind of the object that carried this pod template
     workload_name: str = ""
     node_name: str | None = None
+    # Where in the workload object the pod template sits ("spec.template"; "" for a Pod).
+    template_path: str = ""

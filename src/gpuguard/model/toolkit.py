@@ -38,9 +38,14 @@ class ToolkitConfig:
     skip_mode_detection: bool = False
     ignore_imex_channel_requests: bool = False
     disable_imex_channel_creation: bool = False
+    # [nvidia-container-cli] alpha-merge-visible-devices-envvars (toolkit v1.1.0..v1.2.x only).
+    alpha_merge_visible_devices_envvars: bool = False
     # Keys set explicitly in the file (dotted paths where the toolkit reads them).
     explicit: frozenset[str] = frozenset()
     ignored: tuple[IgnoredKey, ...] = field(default=())
+    # Values of ignored keys the toolkit would read elsewhere (IgnoredKey.path -> value), so the
+    # engine can tell whether the misplaced key would have changed the outcome.
+    ignored_values: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

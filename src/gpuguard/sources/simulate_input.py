@@ -24,6 +24,7 @@ from gpuguard.engine.toolkit.versions import NEWEST, parse_toolkit_version
 from gpuguard.model.container import ContainerSpec, Mount
 from gpuguard.model.errors import InputError
 from gpuguard.model.toolkit import Driver, Platform, Toolkit
+from gpuguard.model.version import Version
 from gpuguard.sources.toml_text import parse_toml
 from gpuguard.sources.values import type_name
 
@@ -64,7 +65,9 @@ def read_toolkit(section: object, where: str = "toolkit") -> Toolkit:
     _no_unknown_keys(body, _TOOLKIT_KEYS, where)
     version = body.get("version")
     if version is not None and not isinstance(version, str):
-        raise InputError(f"{where}.version", f"expected a string such as \"1.17.8\" (quote it), got {type_name(version)}")
+        raise InputError(
+            f"{where}.version", f"expected a string such as \"1.17.8\" (quote it), got {type_name(version)}"
+        )
     config = body.get("config")
     if config is not None and not isinstance(config, str):
         raise InputError(f"{where}.config", f"expected config.toml text (a string), got {type_name(config)}")
@@ -72,23 +75,31 @@ def read_toolkit(section: object, where: str = "toolkit") -> Toolkit:
 
 
 @lru_cache(maxsize=256)
-def _toolkit(version_text: str | None, config_text: str | None, platform: tuple[tuple[str, object], ...]) -> Toolkit:
+def _toolkit(
+    version_text: str | None, config_text: str | None, platform: tuple[tuple[str, object], ...]
+) -> Toolkit:
     version = NEWEST if version_text is None else _version(version_text)
     if config_text is None:
         config = default_config(version)
     else:
         doc = parse_toml(config_text, "toolkit.config")
         config = config_from_toml(doc, version)
-    flags = {k: v for k, v in platform if k != "driver"}
-    driver = dict(platform).get("driver")
+    found = dict(platform)
+    driver = dict(found.pop("driver", ()))  # type: ignore[call-overload]
     return Toolkit(
         version=version,
         config=config,
-        platform=Platform(**flags, driver=Driver(**dict(driver)) if driver else Driver()),  # type: ignore[arg-type]
+        platform=Platform(
+            nvml=bool(found.get("nvml", True)),
+            tegra=bool(found.get("tegra", False)),
+            wsl=bool(found.get("wsl", False)),
+            integrated_gpu=bool(found.get("integrated_gpu", False)),
+            driver=Driver(**driver),
+        ),
     )
 
 
-def _version(text: str) -> object:
+def _version(text: str) -> Version:
     try:
         return parse_toolkit_version(text)
     except InputError as exc:
@@ -112,7 +123,8 @@ def _platform_key(section: object, where: str) -> tuple[tuple[str, object], ...]
             continue
         field = _PLATFORM_FLAGS.get(key)
         if field is None:
-            raise InputError(f"{where}.{key}", f"unknown field (expected {', '.join(sorted(_PLATFORM_FLAGS))}, driver)")
+            expected = ", ".join([*sorted(_PLATFORM_FLAGS), "driver"])
+            raise InputError(f"{where}.{key}", f"unknown field (expected {expected})")
         if not isinstance(value, bool):
             raise InputError(f"{where}.{key}", f"expected true or false, got {type_name(value)}")
         items.append((field, value))
@@ -172,7 +184,7 @@ def _annotations(value: object, where: str) -> Mapping[str, str]:
     for key, item in body.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise InputError(f"{where}.{key}", f"expected a string value, got {type_name(item)}")
-    return dict(body)
+    return {str(k): str(v) for k, v in body.items()}
 
 
 def _strings(value: object, where: str) -> tuple[str, ...]:

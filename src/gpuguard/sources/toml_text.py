@@ -24,4 +24,4 @@ def parse_toml(text: str, where: str) -> Mapping[str, object]:
         doc = rtoml.loads(text)
     except rtoml.TomlParsingError as exc:
         raise InputError(where, f"invalid TOML: {exc}") from None
-    return doc  # type: ignore[no-any-return]
+    return doc

@@ -1,0 +1,458 @@
+"""YAML and JSON documents from untrusted bytes, loaded safely and fast.
+
+Every document in a stream comes back as a :class:`Document` holding either
+the parsed value or an :class:`~gpuguard.model.errors.InputError`; nothing
+here raises for bad input (except :func:`load_document`, which is meant to).
+
+Defences, and why:
+
+* Size: input over ``Limits.max_bytes`` is refused before it is parsed.
+* Binary input: NUL bytes, UTF-16/32 byte order marks and invalid UTF-8 are
+  refused with the offset of the first bad byte (Kubernetes reads UTF-8 only).
+* Alias bombs ("billion laughs"): YAML aliases share one node, so the
+  composed node graph stays small while the tree it stands for is huge and
+  hangs whoever walks it.  Before constructing, a document that contains
+  ``*`` has its node graph walked once, memoising each node's expanded size;
+  one whose expanded tree exceeds its own node count by more than
+  ``Limits.max_alias_expansion`` nodes is refused, and so is a recursive
+  alias (a cycle).  The walk is linear in the size of the node graph.
+* Depth: libyaml refuses nesting deeper than 1000 and orjson deeper than
+  1024; the pure-Python fallback's ``RecursionError`` is caught.
+* Tags: safe loader only; a tag such as ``!!python/object`` is an error.
+* Duplicate keys: the last value wins, as in Kubernetes' non-strict decoders
+  (and the API server when field validation is not strict); each duplicate
+  is reported in ``Document.warnings`` because two parsers reading the same
+  manifest differently is how a reviewer gets fooled.  With
+  ``Limits.duplicate_keys="error"`` such a document is an error instead, as
+  in ``kubectl --validate=strict``.
+* Scalars resolve as Kubernetes' YAML decoder (go-yaml v2) resolves them
+  into ``interface{}``: timestamps stay strings and there are no base-60
+  numbers (``1:20`` is a string, not 80).
+
+YAML streams are split on ``---`` lines before parsing, as Kubernetes' own
+YAML reader does, so a syntax error spoils only its own document and the
+documents after it are still read.  A JSON file (first character ``{`` or
+``[``) is one JSON value or several concatenated, as ``kubectl`` accepts;
+JSON that fails to parse but is valid YAML (``{a: 1}``) is read as YAML.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from gpuguard.model.errors import InputError
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Document",
+    "Limits",
+    "load_document",
+    "load_documents",
+]
+
+Format = Literal["auto", "yaml", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one input may cost to load."""
+
+    max_bytes: int = 32 * 1024 * 1024
+    # Extra nodes aliases may add to a document's tree, beyond the nodes written.
+    max_alias_expansion: int = 1_000_000
+    duplicate_keys: Literal["warn", "error"] = "warn"
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document of a stream: ``obj`` when it parsed, else ``error``.
+
+    ``where`` is ``file#index``; for an error about the whole input (too big,
+    binary) it is the bare ``file`` and ``index`` is 0.  ``line`` is the
+    1-based line the document starts on.  Values built from YAML aliases are
+    shared objects: treat ``obj`` as read-only.
+    """
+
+    index: int
+    where: str
+    obj: Any = None
+    error: InputError | None = None
+    warnings: tuple[str, ...] = ()
+    line: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def load_documents(
+    data: bytes | str,
+    where: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    format: Format = "auto",
+) -> Iterator[Document]:
+    """Yield every document of ``data``; bad input becomes error documents, never exceptions."""
+    raw, problem = _checked_bytes(data, limits)
+    if problem is not None:
+        yield Document(0, where, error=InputError(where, problem))
+        return
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if format == "json" or (format == "auto" and raw.lstrip(b" \t\r\n")[:1] in (b"{", b"[")):
+        json_docs = _json_documents(raw.decode("utf-8"), where, limits, yaml_fallback=format == "auto")
+        if json_docs is not None:
+            yield from json_docs
+            return
+    yield from _yaml_documents(raw, where, limits)
+
+
+def load_document(data: bytes | str, where: str, *, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Parse input that must hold exactly one document; raise :class:`InputError` otherwise."""
+    docs = list(load_documents(data, where, limits=limits))
+    for doc in docs:
+        if doc.error is not None:
+            raise doc.error
+    if len(docs) != 1:
+        raise InputError(where, f"expected exactly one document, found {len(docs)}")
+    return docs[0].obj
+
+
+# --- input checks -------------------------------------------------------------------------------
+
+_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def _checked_bytes(data: bytes | str, limits: Limits) -> tuple[bytes, str | None]:
+    """Return the input as UTF-8 bytes, or why it cannot be read as text."""
+    if len(data) > limits.max_bytes:
+        return b"", f"input is larger than the limit of {limits.max_bytes} bytes"
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return b"", f"not valid text: unpaired surrogate at character {e.start}"
+        if len(raw) > limits.max_bytes:
+            return b"", f"input is larger than the limit of {limits.max_bytes} bytes"
+    else:
+        raw = bytes(data)
+    for bom, name in _BOMS.items():
+        if raw.startswith(bom):
+            return b"", f"input is {name} text (byte order mark); only UTF-8 is read"
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        return b"", f"binary input: NUL byte at offset {nul} (line {line})"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return b"", f"not UTF-8 text: invalid byte 0x{raw[e.start]:02x} at offset {e.start} (line {line})"
+    return raw, None
+
+
+# --- YAML -----------------------------------------------------------------------------------------
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
+# PyYAML's int and float patterns less the YAML 1.1 base-60 forms go-yaml v2 does not know.
+_INT = re.compile(
+    r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""", re.X
+)
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_REPLACED = {"tag:yaml.org,2002:int": _INT, "tag:yaml.org,2002:float": _FLOAT}
+_RESOLVERS = {
+    first: [(tag, _REPLACED.get(tag, regexp)) for tag, regexp in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _DuplicateKeys:
+    """Constructor mixin: note keys written twice in one mapping (merged keys may be overridden)."""
+
+    duplicates: list[tuple[str, Any]]
+    _checked: set[int]
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        pairs = node.value
+        if len(pairs) > 1 and id(node) not in self._checked:  # merging rewrites node.value: check once
+            self._checked.add(id(node))
+            keys = [k.value for k, _ in pairs if k.__class__ is ScalarNode]
+            if len(set(keys)) != len(keys):
+                self._note_duplicates(pairs)
+        super().flatten_mapping(node)  # type: ignore[misc]
+
+    def _note_duplicates(self, pairs: list[tuple[Node, Node]]) -> None:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in pairs:
+            if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE:
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    self.duplicates.append((key_node.value, key_node.start_mark))
+                seen.add(key)
+
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+
+class _Loader(_DuplicateKeys, _BaseLoader):  # type: ignore[misc]
+    """The safe loader (libyaml's when present) with Kubernetes' scalar resolution."""
+
+    yaml_implicit_resolvers = _RESOLVERS
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self.duplicates = []
+        self._checked = set()
+
+
+# Where an alias can start a node; a cheap test that lets alias-free documents skip the walk.
+_ALIAS_TOKEN = re.compile(rb"(?:^|[\s\[{,])\*[^\s\[\]{},]", re.M)
+_SEPARATOR = re.compile(rb"^---(?=[ \t\r\n]|\Z)", re.M)
+_PREAMBLE_ONLY = re.compile(rb"(?:[ \t]*(?:#[^\n]*)?\r?\n|%[^\n]*\n)*[ \t]*(?:#[^\n]*)?")
+
+
+def _chunks(raw: bytes) -> Iterator[tuple[int, bytes]]:
+    """Split a YAML stream on ``---`` lines: yield (0-based line of the chunk's start, chunk)."""
+    starts = [m.start() for m in _SEPARATOR.finditer(raw)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    starts.append(len(raw))
+    line, pos = 0, 0
+    for begin, end in itertools.pairwise(starts):
+        if end != len(raw) and b"%" in raw[begin:end] and _PREAMBLE_ONLY.fullmatch(raw, begin, end):
+            continue  # directives (%YAML, %TAG) belong to the document after them
+        yield line, raw[pos:end]
+        line += raw.count(b"\n", pos, end)
+        pos = end
+
+
+def _mark_text(mark: Any, line_offset: int) -> str:
+    return f"line {mark.line + line_offset + 1}, column {mark.column + 1}"
+
+
+def _yaml_error_text(e: yaml.YAMLError, line_offset: int) -> str:
+    if isinstance(e, yaml.MarkedYAMLError):
+        parts = []
+        if e.problem_mark is not None:
+            parts.append(_mark_text(e.problem_mark, line_offset) + ":")
+        parts.append(e.problem or "invalid YAML")
+        if e.context:
+            where = f" at {_mark_text(e.context_mark, line_offset)}" if e.context_mark is not None else ""
+            parts.append(f"({e.context}{where})")
+        return " ".join(parts)
+    return str(e) or "invalid YAML"
+
+
+def _yaml_documents(raw: bytes, where: str, limits: Limits) -> Iterator[Document]:
+    index = 0
+    for line_offset, chunk in _chunks(raw):
+        loader = _Loader(chunk)
+        may_alias = b"*" in chunk and _ALIAS_TOKEN.search(chunk) is not None
+        try:
+            while True:
+                node_line = line_offset + 1
+                try:
+                    if not loader.check_node():
+                        break
+                    node = loader.get_node()
+                    node_line = node.start_mark.line + line_offset + 1
+                    problem = _alias_problem(node, line_offset, limits) if may_alias else None
+                    if problem is not None:
+                        yield _error(index, where, problem, node_line)
+                        index += 1
+                        continue
+                    loader.duplicates.clear()
+                    obj = loader.construct_document(node)
+                except yaml.YAMLError as e:
+                    text = _yaml_error_text(e, line_offset)
+                    yield _error(index, where, f"{text}; skipped to the next '---' line", node_line)
+                    index += 1
+                    break
+                except RecursionError:  # only the pure-Python fallback recurses
+                    yield _error(index, where, "nested too deeply; skipped to the next '---' line", node_line)
+                    index += 1
+                    break
+                except (ValueError, TypeError, OverflowError, LookupError, AttributeError) as e:
+                    # Explicit tags reach Python constructors with odd scalars: "!!int abc", "!!int".
+                    yield _error(index, where, f"cannot construct a value: {e}", node_line)
+                    index += 1
+                    continue
+                warnings = tuple(
+                    f"{_mark_text(mark, line_offset)}: duplicate key {key!r}; the last value is used"
+                    for key, mark in loader.duplicates
+                )
+                doc_where = f"{where}#{index}"
+                if warnings and limits.duplicate_keys == "error":
+                    message = "; ".join(w.replace("; the last value is used", "") for w in warnings)
+                    yield _error(index, where, message, node_line)
+                else:
+                    yield Document(index, doc_where, obj=obj, warnings=warnings, line=node_line)
+                index += 1
+        finally:
+            loader.dispose()
+
+
+def _error(index: int, where: str, message: str, line: int) -> Document:
+    doc_where = f"{where}#{index}"
+    return Document(index, doc_where, error=InputError(doc_where, message), line=line)
+
+
+def _alias_problem(root: Node, line_offset: int, limits: Limits) -> str | None:
+    """Refuse a node graph whose aliases expand it too much, or that contains itself.
+
+    Iterative post-order walk over the graph, memoising each collection's
+    expanded size, so a billion-laughs document costs as much as its text.
+    Aliased scalars are not followed: each adds one node, bounded by the text.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    written = 0
+    stack: list[tuple[Node, list[Node] | None]] = [(root, None)]
+    while stack:
+        node, kids = stack.pop()
+        if kids is not None:  # all children done
+            open_nodes.discard(id(node))
+            total = 1
+            for kid in kids:
+                total += 1 if kid.__class__ is ScalarNode else sizes[id(kid)]
+            sizes[id(node)] = total
+            continue
+        nid = id(node)
+        if node.__class__ is ScalarNode or nid in sizes:
+            continue
+        if nid in open_nodes:
+            return f"{_mark_text(node.start_mark, line_offset)}: recursive alias (a node containing itself)"
+        open_nodes.add(nid)
+        kids = [n for pair in node.value for n in pair] if node.__class__ is MappingNode else node.value
+        stack.append((node, kids))
+        written += 1
+        for kid in kids:
+            if kid.__class__ is ScalarNode:
+                written += 1
+            else:
+                stack.append((kid, None))
+    expanded = sizes.get(id(root), 1)
+    if expanded - written > limits.max_alias_expansion:
+        return (
+            f"aliases expand this document to {expanded} nodes from {written} written "
+            f"(limit: {limits.max_alias_expansion} extra nodes); refused as an alias bomb"
+        )
+    return None
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?', re.S)
+
+
+def _json_key_count(text: str) -> int:
+    """Number of object keys written in valid JSON text (strings followed by a colon)."""
+    colons = _JSON_STRING.findall(text)
+    return len(colons) - colons.count("")
+
+
+def _json_documents(text: str, where: str, limits: Limits, *, yaml_fallback: bool) -> list[Document] | None:
+    """Parse a JSON value or a stream of them; None when it is not JSON but is valid YAML."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        if e.msg != "unexpected content after document":
+            return None if yaml_fallback and _yaml_ok(text, limits) else [_json_error(0, where, e, 0)]
+        return _json_stream(text, where, limits)
+    warnings: tuple[str, ...] = ()
+    if isinstance(obj, (dict, list)) and _json_key_count(text) != _json_key_count(orjson.dumps(obj).decode()):
+        warnings = _json_duplicates(text)
+    return [_json_doc(0, where, obj, warnings, line=1, limits=limits)]
+
+
+def _yaml_ok(text: str, limits: Limits) -> bool:
+    return all(d.ok for d in _yaml_documents(text.encode("utf-8"), "", limits))
+
+
+def _json_doc(
+    index: int, where: str, obj: Any, warnings: tuple[str, ...], *, line: int, limits: Limits
+) -> Document:
+    if warnings and limits.duplicate_keys == "error":
+        return _error(index, where, "; ".join(warnings), line)
+    return Document(index, f"{where}#{index}", obj=obj, warnings=warnings, line=line)
+
+
+def _json_error(index: int, where: str, e: json.JSONDecodeError, line_offset: int) -> Document:
+    rest = "; the rest of the input could not be read"
+    message = f"line {e.lineno + line_offset}, column {e.colno}: {e.msg}{rest}"
+    return _error(index, where, message, e.lineno + line_offset)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _pairs_noting_duplicates(duplicates: list[str]) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _json_duplicates(text: str) -> tuple[str, ...]:
+    found: list[str] = []
+    json.loads(text, object_pairs_hook=_pairs_noting_duplicates(found))
+    return tuple(f"duplicate key {k!r}; the last value is used" for k in found)
+
+
+def _json_stream(text: str, where: str, limits: Limits) -> list[Document]:
+    """Concatenated JSON values, read with the standard decoder, which can resume mid-text."""
+    docs: list[Document] = []
+    found: list[str] = []
+    hook = _pairs_noting_duplicates(found)
+    decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_reject_constant)
+    pos, end = 0, len(text)
+    ws = re.compile(r"[ \t\r\n]*")
+    while True:
+        m = ws.match(text, pos)
+        pos = m.end() if m else pos
+        if pos >= end:
+            return docs
+        index = len(docs)
+        line = text.count("\n", 0, pos) + 1
+        found.clear()
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            docs.append(_json_error(index, where, e, 0))
+            return docs
+        except (ValueError, RecursionError) as e:
+            message = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            docs.append(_error(index, where, f"{message}; the rest of the input could not be read", line))
+            return docs
+        warnings = tuple(f"duplicate key {k!r}; the last value is used" for k in found)
+        docs.append(_json_doc(index, where, obj, warnings, line=line, limits=limits))
