@@ -60,6 +60,15 @@ def node_a(**config: object) -> NodeProfile:
     )
 
 
+def node_jit(toolkit: str, id_strategy: str = "uuid") -> NodeProfile:
+    """Row A with toolkit >= 1.18: the runtime's auto mode resolves to jit-cdi."""
+    return replace(
+        node_a(),
+        toolkit=Toolkit(v(toolkit), ToolkitConfig()),
+        device_plugin=DevicePlugin(v("0.18.0"), id_strategy=id_strategy),
+    )
+
+
 def node_hardened() -> NodeProfile:
     """Row A remediated: accept-envvar=false, accept-mounts=true, DEVICE_LIST_STRATEGY=volume-mounts."""
     node = node_a(accept_envvar_unprivileged=False, accept_volume_mounts=True)
@@ -232,6 +241,13 @@ ROWS = [
     Row("seed advice: unprivileged GPU pod silently gets nothing",
         node_seed_advice(),
         pod(resources=ONE), Exposure.NONE, (), "nvidia", allocated=("GPU-0",)),
+    # --- toolkit 1.18 jit-cdi (runtime default since v1.18.0) ---
+    Row("1.18.0 jit-cdi: none exposes every GPU (fixed in 1.18.2)", node_jit("1.18.0"),
+        pod(image=PLAIN, env=(EnvVar("NVIDIA_VISIBLE_DEVICES", "none"),)), Exposure.ALL, ("all",), "nvidia"),
+    Row("1.18.2 jit-cdi: none is libraries only", node_jit("1.18.2"),
+        pod(image=PLAIN, env=(EnvVar("NVIDIA_VISIBLE_DEVICES", "none"),)), Exposure.LIBRARIES, (), "nvidia"),
+    Row("1.18.2 jit-cdi: request 1 by index strategy", node_jit("1.18.2", id_strategy="index"),
+        pod(resources=ONE), Exposure.DEVICES, ("GPU-0",), "nvidia", allocated=("GPU-0",)),
     # --- Rows B/C: operator 23.3-25.3 with CDI on ---
     Row("B: cdi.default=false: the env path as in row A", node_c("auto"), pod(resources=ONE, env=NVD_ALL),
         Exposure.ALL, ("all",), "nvidia", allocated=("GPU-0",)),
@@ -259,6 +275,8 @@ ROWS = [
     Row("D without enable_cdi: request 1 + nvidia: image all survives", node_d(enable_cdi=False),
         pod(resources=ONE, runtime_class="nvidia"),
         Exposure.ALL, ("all",), "nvidia", allocated=("GPU-0",)),
+    Row("D: RuntimeClass naming the default handler", replace(node_d(), runtime_classes={"plain": "runc"}),
+        pod(runtime_class="plain"), Exposure.NONE, (), "runc"),
     Row("D: unknown RuntimeClass: not admitted", node_d(), pod(runtime_class="gpu"),
         Exposure.FAILS, None, error='pod rejected: RuntimeClass "gpu" not found'),
     Row("D: RuntimeClass whose handler is not configured",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -198,3 +200,25 @@ def test_generated_manifests_round_trip(generated: list[tuple[dict[str, Any], Po
     assert [d.error for d in docs] == [None] * len(manifests)
     got = [pod for d in docs for pod in pods_from_object(d.obj, d.where)]
     assert got == [p for _, p in generated]
+
+
+FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "manifests").glob("*"))
+
+
+@fuzz
+@given(
+    st.sampled_from(FIXTURES),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 8), st.sampled_from(YAML_TOKENS)), max_size=4),
+)
+def test_mutated_manifests_give_pods_or_input_errors(path: Path, edits: list[tuple[int, int, str]]) -> None:
+    """Real manifests with a few slices replaced: loading and mapping fail only with InputError."""
+    text = path.read_text()
+    for offset, length, token in edits:
+        at = offset % (len(text) + 1)
+        text = text[:at] + token + text[at + length :]
+    for doc in check_stream(text, path.name):
+        if doc.error is None and isinstance(doc.obj, Mapping):
+            try:
+                pods_from_object(doc.obj, doc.where)
+            except InputError as e:
+                assert str(e).startswith(doc.where)

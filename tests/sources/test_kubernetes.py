@@ -34,9 +34,7 @@ def pods_in(fixture: str) -> list[Pod]:
 
 
 def summary(pods: list[Pod]) -> list[tuple[str, str, str, list[str]]]:
-    return [
-        (p.workload_kind, p.name, p.template_path, [f"{c.kind}:{c.name}" for c in p.containers]) for p in pods
-    ]
+    return [(p.workload_kind, p.name, p.template_path, [f"{c.kind}:{c.name}" for c in p.containers]) for p in pods]
 
 
 KINDS = [
@@ -165,9 +163,7 @@ def test_pod_fields() -> None:
             EnvFromSource("secretRef", "env-secret", optional=True),
         ),
         resources={"nvidia.com/gpu": 2},
-        security=SecurityContext(
-            privileged=True, capabilities_add=("SYS_ADMIN",), capabilities_drop=("ALL",)
-        ),
+        security=SecurityContext(privileged=True, capabilities_add=("SYS_ADMIN",), capabilities_drop=("ALL",)),
         volume_mounts=(
             VolumeMount("dev", "/host/dev", read_only=True),
             VolumeMount("cache", "/cache", sub_path="cuda"),
@@ -312,20 +308,13 @@ def test_wrong_types_name_the_path(spec: str, path: str, message: str) -> None:
 
 def test_error_paths_inside_templates_and_lists() -> None:
     deploy = yaml.safe_load((FIXTURES / "deployment.yaml").read_text())
-    deploy["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A"}] * 3 + [
-        {"name": "B", "value": 1}
-    ]
+    deploy["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A"}] * 3 + [{"name": "B", "value": 1}]
     with pytest.raises(InputError) as info:
         pods_from_object(deploy, "deploy.yaml#0")
-    assert (
-        str(info.value)
-        == "deploy.yaml#0 spec.template.spec.containers[0].env[3].value: expected a string, got int"
-    )
+    assert str(info.value) == "deploy.yaml#0 spec.template.spec.containers[0].env[3].value: expected a string, got int"
 
     listed = {"apiVersion": "v1", "kind": "List", "items": [deploy]}
-    with pytest.raises(
-        InputError, match=r"^l.json#0 items\[0\]\.spec\.template\.spec\.containers\[0\]\.env\[3\]"
-    ):
+    with pytest.raises(InputError, match=r"^l.json#0 items\[0\]\.spec\.template\.spec\.containers\[0\]\.env\[3\]"):
         pods_from_object(listed, "l.json#0")
 
 
@@ -358,9 +347,7 @@ def test_wrong_type_on_the_way_to_a_template() -> None:
     with pytest.raises(InputError, match=r"^d#0 spec.template: expected a mapping, got int"):
         pods_from_object({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": 42}}, "d#0")
     with pytest.raises(InputError, match=r"^r#0 spec.workerGroupSpecs: expected a list, got mapping"):
-        pods_from_object(
-            {"apiVersion": "ray.io/v1", "kind": "RayCluster", "spec": {"workerGroupSpecs": {}}}, "r#0"
-        )
+        pods_from_object({"apiVersion": "ray.io/v1", "kind": "RayCluster", "spec": {"workerGroupSpecs": {}}}, "r#0")
     with pytest.raises(InputError, match=r"^w#0 spec.templates\[0\].container.env: expected a list"):
         obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
                "spec": {"templates": [{"name": "t", "container": {"env": "x"}}]}}  # fmt: skip
@@ -420,6 +407,4 @@ def test_volcano_job_is_not_a_batch_job() -> None:
     obj = {"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "metadata": {"name": "vj"},
            "spec": {"tasks": [{"name": "t",
             "template": {"spec": {"containers": [{"name": "c"}]}}}]}}  # fmt: skip
-    assert summary(pods_from_object(obj, "v")) == [
-        ("Job", "vj/tasks[t]", "spec.tasks[0].template", ["container:c"])
-    ]
+    assert summary(pods_from_object(obj, "v")) == [("Job", "vj/tasks[t]", "spec.tasks[0].template", ["container:c"])]

@@ -1,11 +1,21 @@
-"""The ``gpuguard`` command line: thin faces over one engine."""
+"""The ``gpuguard`` command line: thin faces over one engine.
+
+Reports go to stdout; errors, progress and summaries to stderr. Exit status:
+0 ran, 2 bad input, 3 an internal error (a bug: one line, no traceback unless
+``GPUGUARD_DEBUG=1``).
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import click
 
 from gpuguard import __version__
 from gpuguard.cli.simulate import simulate_command
+
+INTERNAL_ERROR = 3
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,4 +28,13 @@ cli.add_command(simulate_command)
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except Exception as exc:
+        if os.environ.get("GPUGUARD_DEBUG"):
+            raise
+        click.echo(
+            f"gpuguard: internal error: {type(exc).__name__}: {exc} (set GPUGUARD_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)

@@ -27,7 +27,8 @@ KIND_ORDER = {"initContainer": 0, "container": 1, "ephemeralContainer": 2}
 CDI_ANNOTATION_PREFIX = "cdi.k8s.io/"  # what the CDI library parses from CRI annotations
 NRI_DOMAIN = "nvidia.cdi.k8s.io"
 MANAGEMENT = "management.nvidia.com/gpu"
-VOID_ENV = "NVIDIA_VISIBLE_DEVICES=void"
+VISIBLE = "NVIDIA_VISIBLE_DEVICES"
+VOID_ENV = VISIBLE + "=void"
 # nvcdi's wrapper adds NVIDIA_VISIBLE_DEVICES=void to the common edits of every spec it
 # generates: toolkit v1.15.0 (pkg/nvcdi), vendored by the plugin from v0.15.0
 # (v0.15.0:vendor/github.com/NVIDIA/nvidia-container-toolkit/pkg/nvcdi/lib.go).
@@ -111,6 +112,8 @@ def resolve_handler(pod: Pod, node: NodeProfile) -> RuntimeHandler | _Fail:
     if handler_name is None:
         return _Fail(f'pod rejected: RuntimeClass "{pod.runtime_class_name}" not found')
     handler = runtime.handlers.get(handler_name)
+    if handler is None and handler_name == runtime.default_handler:
+        return RuntimeHandler(handler_name)
     if handler is None:
         return _Fail(f'failed to create containerd task: no runtime for "{handler_name}" is configured')
     return handler
@@ -242,7 +245,15 @@ def decide_pod(
 
     ``image_env`` maps an image reference to its config's Env list; an image
     not in it has unknown env. ``objects`` maps ``(namespace, kind, name)`` of
-    ConfigMaps/Secrets to their data.
+    ConfigMaps/Secrets to their data; one not there is unknown, not absent.
+
+    ``sees`` joins every way a GPU reaches the container, as GPU UUIDs of
+    ``node.gpus`` (replica suffix dropped): CDI devices the CRI runtime or NRI
+    injects, the plugin's device nodes (PASS_DEVICE_SPECS), the toolkit's
+    devices; ``("all",)`` for every GPU or a privileged container with host
+    devices. A name that resolves to no GPU of a known inventory fails the
+    container, as ``unresolvable CDI devices`` or nvidia-container-cli's
+    ``unknown device`` do.
     """
     plan = plan_devices(pod, node.gpus)
     handler = resolve_handler(pod, node)
@@ -315,14 +326,10 @@ def _decide_container(
         if allocation.error is not None:
             trail.append(Step("k8s.device-plugin", f"device plugin v{plugin.version}", allocation.error))
             return ctx.fail(allocation.error)
-        trail.append(
-            Step("k8s.device-plugin", _plugin_read(plugin.version, plugin.list_strategies), _says(allocation))
-        )
+        trail.append(Step("k8s.device-plugin", _plugin_read(plugin.version, plugin.list_strategies), _says(allocation)))
 
     if isinstance(handler_or_fail, _Fail):
-        trail.append(
-            Step("k8s.runtime-class", f"runtimeClassName={pod.runtime_class_name}", handler_or_fail.error)
-        )
+        trail.append(Step("k8s.runtime-class", f"runtimeClassName={pod.runtime_class_name}", handler_or_fail.error))
         return ctx.fail(handler_or_fail.error)
     handler = handler_or_fail
     ctx.handler = handler.name
@@ -342,6 +349,9 @@ def _decide_container(
     image_unknown = None if image is not None else f"image {c.image!r} was not inspected"
     cri_env = (*(allocation.envs if allocation is not None else ()), *penv.values)
     env = oci_env(image or (), cri_env)
+    layers = _env_layers(VISIBLE, image, allocation.envs if allocation is not None else (), penv.values)
+    if layers:
+        trail.append(Step("k8s.env", f"{VISIBLE} set by " + ", then ".join(layers), "the last one wins"))
     spec = container_spec(
         pod, c, env=env, allocation=allocation, handler=handler, runtime=node.runtime.kind,
         unknown_env=penv.unknown, image_env_unknown=image_unknown,
@@ -352,13 +362,9 @@ def _decide_container(
     if cri_names:
         if node.runtime.enable_cdi:
             injected.extend(cri_names)
-            trail.append(
-                Step("k8s.cdi", "CRI CDIDevices + cdi.k8s.io/ annotations", "injects " + ",".join(cri_names))
-            )
+            trail.append(Step("k8s.cdi", "CRI CDIDevices + cdi.k8s.io/ annotations", "injects " + ",".join(cri_names)))
         else:
-            trail.append(
-                Step("k8s.cdi", "enable_cdi=false", "the CRI runtime ignores " + ",".join(cri_names))
-            )
+            trail.append(Step("k8s.cdi", "enable_cdi=false", "the CRI runtime ignores " + ",".join(cri_names)))
     if node.nri.enabled:
         names, why = nri_devices(pod, c, node)
         trail.append(Step("k8s.nri", "pod annotations nvidia.cdi.k8s.io/*", why))
@@ -374,9 +380,7 @@ def _decide_container(
             sees.append(gpu)
     if injected and any(x.split("/", 1)[0] in node_facts.void_vendors for x in injected):
         spec = _with_env(spec, VOID_ENV)
-        trail.append(
-            Step("k8s.cdi", "injected CDI spec containerEdits.env", "appends NVIDIA_VISIBLE_DEVICES=void")
-        )
+        trail.append(Step("k8s.cdi", "injected CDI spec containerEdits.env", "appends NVIDIA_VISIBLE_DEVICES=void"))
     if allocation is not None and allocation.device_specs:
         trail.append(Step("k8s.device-specs", "PASS_DEVICE_SPECS", "device nodes of " + ",".join(allocated)))
         sees.extend(g for g in allocated if g not in sees)
@@ -421,6 +425,21 @@ def _decide_container(
         pod.name, pod.namespace, c.name, c.kind, n, allocated, handler.name, decision, tuple(injected),
         privileged_devices, final, exposure, None, unknown, tuple(trail),
     )  # fmt: skip
+
+
+def _env_layers(
+    name: str,
+    image: Sequence[str] | None,
+    plugin: Sequence[tuple[str, str]],
+    pod: Sequence[tuple[str, str]],
+) -> list[str]:
+    """Who set ``name``, in the order containerd applies them: image, device plugin, pod spec."""
+    key = name + "="
+    found = [f"image {entry[len(key):]!r}" for entry in image or () if entry.startswith(key)]
+    found += [f"device plugin {value!r}" for env, value in plugin if env == name]
+    found += [f"pod env {value!r}" for env, value in pod if env == name]
+    # Worth telling when a layer above the image is involved.
+    return found if len(found) > 1 or (found and not found[0].startswith("image")) else []
 
 
 def _with_env(spec: ContainerSpec, entry: str) -> ContainerSpec:

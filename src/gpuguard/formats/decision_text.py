@@ -24,6 +24,15 @@ def _trail_lines(trail: Iterable[Step], indent: str = "  ") -> list[str]:
     return [f"{indent}{s.rule:<{width}}  {s.read}  =>  {s.says}" for s in steps]
 
 
+def _story(decision: ContainerDecision) -> list[Step]:
+    """The pod's steps with the toolkit's own steps told where the toolkit acts."""
+    steps = list(decision.trail)
+    if decision.toolkit is None:
+        return steps
+    at = next((i for i, s in enumerate(steps) if s.rule == "k8s.toolkit"), len(steps) - 1)
+    return [*steps[:at], *decision.toolkit.trail, *steps[at:]]
+
+
 def decision_text(decision: Decision) -> str:
     """A short verdict, then the explanation trail."""
     lines = [
@@ -61,8 +70,6 @@ def container_decisions_text(decisions: Iterable[ContainerDecision]) -> str:
         for reason in d.unknown or ():
             lines.append(f"  unknown: {reason}")
         lines.append("  why:")
-        lines.extend(_trail_lines(d.trail, "    "))
-        if d.toolkit is not None:
-            lines.extend(_trail_lines(d.toolkit.trail, "    "))
+        lines.extend(_trail_lines(_story(d), "    "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

@@ -173,9 +173,7 @@ def _checked_bytes(data: bytes | str, limits: Limits) -> tuple[bytes, str | None
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 # PyYAML's int and float patterns less the YAML 1.1 base-60 forms go-yaml v2 does not know.
-_INT = re.compile(
-    r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""", re.X
-)
+_INT = re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""", re.X)
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
         |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
@@ -393,9 +391,7 @@ def _yaml_ok(text: str, limits: Limits) -> bool:
     return all(d.ok for d in _yaml_documents(text.encode("utf-8"), "", limits))
 
 
-def _json_doc(
-    index: int, where: str, obj: Any, warnings: tuple[str, ...], *, line: int, limits: Limits
-) -> Document:
+def _json_doc(index: int, where: str, obj: Any, warnings: tuple[str, ...], *, line: int, limits: Limits) -> Document:
     if warnings and limits.duplicate_keys == "error":
         return _error(index, where, "; ".join(warnings), line)
     return Document(index, f"{where}#{index}", obj=obj, warnings=warnings, line=line)

@@ -294,9 +294,7 @@ def _pods_of_one(obj: Mapping[str, Any], root: _Path) -> list[Pod]:
     return pods
 
 
-def _walk(
-    value: object, steps: list[str], path: _Path, role: str
-) -> Iterator[tuple[Mapping[str, Any], _Path, str]]:
+def _walk(value: object, steps: list[str], path: _Path, role: str) -> Iterator[tuple[Mapping[str, Any], _Path, str]]:
     """The values at the end of ``steps``; absent ones are skipped, wrong types raise."""
     if value is None:
         return
@@ -501,9 +499,7 @@ def _volumes(value: object, path: _Path) -> tuple[Volume, ...]:
 
 # --- resources -----------------------------------------------------------------------------------------
 
-_QUANTITY = re.compile(
-    r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]|[eE][+-]?[0-9]+)?"
-)
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]|[eE][+-]?[0-9]+)?")
 _SUFFIXES = {
     "": Decimal(1), "m": Decimal("0.001"),
     "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
@@ -613,9 +609,7 @@ def _argo_pods(obj: Mapping[str, Any], spec_path: str, root: _Path, workload: _W
         containers[:0] = [
             _container(c, tpath.key("initContainers").index(j), "initContainer") for j, c in enumerate(inits)
         ]
-        containers.extend(
-            _container(c, tpath.key("sidecars").index(j), "container") for j, c in enumerate(sidecars)
-        )
+        containers.extend(_container(c, tpath.key("sidecars").index(j), "container") for j, c in enumerate(sidecars))
         meta_path = tpath.key("metadata")
         meta = _mapping(t.get("metadata"), meta_path)
         _mapping(t.get("securityContext"), tpath.key("securityContext"))

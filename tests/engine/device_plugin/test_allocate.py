@@ -219,9 +219,7 @@ def test_parse_list_strategy(text: str, version: str, expected: tuple[str, ...] 
         assert parse_list_strategy(text, v(version)) == expected
 
 
-@pytest.mark.parametrize(
-    ("version", "ok"), [("0.6.0", False), ("0.7.0", True), ("0.20.3", True), ("0.21.0", False)]
-)
+@pytest.mark.parametrize(("version", "ok"), [("0.6.0", False), ("0.7.0", True), ("0.20.3", True), ("0.21.0", False)])
 def test_check_version(version: str, ok: bool) -> None:
     if ok:
         check_version(v(version))

@@ -82,9 +82,7 @@ def test_env_from_prefix() -> None:
     ],
 )
 def test_unknown_env_from_marks_reachable_names(prefix: str, names: set[str]) -> None:
-    got = pod_env(
-        POD, Container("c", env_from=(EnvFromSource("configMapRef", "missing", prefix=prefix),)), {}
-    )
+    got = pod_env(POD, Container("c", env_from=(EnvFromSource("configMapRef", "missing", prefix=prefix),)), {})
     assert names <= set(got.unknown)
     if not names:
         assert got.unknown == {}
@@ -95,9 +93,7 @@ def test_unknown_env_from_marks_reachable_names(prefix: str, names: set[str]) ->
 def test_unknown_env_from_then_explicit_env_is_known_again() -> None:
     got = pod_env(
         POD,
-        Container(
-            "c", env_from=(EnvFromSource("secretRef", "x"),), env=(EnvVar("NVIDIA_VISIBLE_DEVICES", "void"),)
-        ),
+        Container("c", env_from=(EnvFromSource("secretRef", "x"),), env=(EnvVar("NVIDIA_VISIBLE_DEVICES", "void"),)),
         None,
     )
     assert "NVIDIA_VISIBLE_DEVICES" not in got.unknown
@@ -123,9 +119,7 @@ def test_unknown_env_from_then_explicit_env_is_known_again() -> None:
         (ValueRef("resourceFieldRef", "limits.cpu"), (), {"NVIDIA_VISIBLE_DEVICES"}, None),
     ],
 )
-def test_value_from(
-    ref: ValueRef, values: tuple[tuple[str, str], ...], unknown: set[str], error: str | None
-) -> None:
+def test_value_from(ref: ValueRef, values: tuple[tuple[str, str], ...], unknown: set[str], error: str | None) -> None:
     got = pod_env(POD, Container("c", env=(EnvVar("NVIDIA_VISIBLE_DEVICES", value_from=ref),)), OBJECTS)
     assert got.values == values
     assert set(got.unknown) == unknown
@@ -139,9 +133,7 @@ def test_optional_missing_key_keeps_earlier_value() -> None:
             "c",
             env=(
                 EnvVar("NVIDIA_VISIBLE_DEVICES", "void"),
-                EnvVar(
-                    "NVIDIA_VISIBLE_DEVICES", value_from=ValueRef("configMapKeyRef", "cm", "absent", True)
-                ),
+                EnvVar("NVIDIA_VISIBLE_DEVICES", value_from=ValueRef("configMapKeyRef", "cm", "absent", True)),
             ),
         ),
         OBJECTS,
@@ -197,3 +189,17 @@ def test_oci_env(
     base: tuple[str, ...], image: tuple[str, ...], cri: tuple[tuple[str, str], ...], expected: tuple[str, ...]
 ) -> None:
     assert oci_env(image, cri, base) == expected
+
+
+def test_reference_to_a_name_an_unknown_env_from_could_define_is_unknown() -> None:
+    got = pod_env(
+        POD,
+        Container(
+            "c",
+            env_from=(EnvFromSource("configMapRef", "missing", prefix="APP_"),),
+            env=(EnvVar("NVIDIA_VISIBLE_DEVICES", "$(APP_GPUS)"), EnvVar("OTHER", "$(ELSE)")),
+        ),
+        {},
+    )
+    assert got.unknown == {"NVIDIA_VISIBLE_DEVICES": "$(APP_GPUS) in its value is unknown"}
+    assert got.values == (("OTHER", "$(ELSE)"),)

@@ -100,9 +100,7 @@ def test_volume_mounts() -> None:
     assert volume_mounts(POD, c) == (
         Mount("/dev/null", "/var/run/nvidia-container-devices/all"),
         # subPath: kubelet bind-mounts it under its pod dir first; the source is not /dev/null.
-        Mount(
-            "/var/lib/kubelet/pods/<p-uid>/volume-subpaths/dev/c/1", "/var/run/nvidia-container-devices/GPU-1"
-        ),
+        Mount("/var/lib/kubelet/pods/<p-uid>/volume-subpaths/dev/c/1", "/var/run/nvidia-container-devices/GPU-1"),
     )
 
 
@@ -153,8 +151,6 @@ def test_container_spec_orders_plugin_mounts_first_and_sorts_by_depth() -> None:
         Mount("/dev/null", "/var/run/nvidia-container-devices/all"),
     )
     assert spec.privileged
-    assert spec.annotations == {
-        "nvidia.cdi.k8s.io/nvidia-device-plugin_1": "k8s.device-plugin.nvidia.com/gpu=GPU-1"
-    }
+    assert spec.annotations == {"nvidia.cdi.k8s.io/nvidia-device-plugin_1": "k8s.device-plugin.nvidia.com/gpu=GPU-1"}
     assert spec.env == ("A=1",)
     assert spec.unknown_env == {"X": "why"}

@@ -347,9 +347,7 @@ def test_operator_runtime_class_names_handler_and_class() -> None:
 
 
 def test_26_3_nri_mode() -> None:
-    p = node_profile(
-        "26.3.0", {"cdi": {"enabled": True, "nriPluginEnabled": True}}, operator_namespace="nvidia-gpu"
-    )
+    p = node_profile("26.3.0", {"cdi": {"enabled": True, "nriPluginEnabled": True}}, operator_namespace="nvidia-gpu")
     assert dict(p.runtime_classes) == {}
     assert dict(p.runtime.handlers) == {}
     assert p.runtime.default_handler == "runc"
@@ -471,9 +469,7 @@ def test_device_plugin_disabled() -> None:
 
 
 def test_gds_and_mig_env() -> None:
-    p = node_profile(
-        "26.7.0", {"gds": {"enabled": True}, "gdrcopy": {"enabled": True}, "mig": {"strategy": "mixed"}}
-    )
+    p = node_profile("26.7.0", {"gds": {"enabled": True}, "gdrcopy": {"enabled": True}, "mig": {"strategy": "mixed"}})
     assert p.device_plugin is not None
     assert (p.device_plugin.gds, p.device_plugin.mofed, p.device_plugin.gdrcopy) == (True, True, True)
     assert p.origin["devicePlugin.env.MIG_STRATEGY"].startswith("mixed: ")
@@ -491,10 +487,7 @@ def test_device_plugin_extras_default_on_in_0_19_0() -> None:
 def test_unknown_patch_is_modelled_on_the_nearest_release() -> None:
     p = node_profile("25.3.9", {})
     assert p.operator_version == v("25.3.9")
-    assert (
-        p.origin["operator.version"]
-        == "25.3.9: modelled as v25.3.4, the nearest known release of the 25.3 line"
-    )
+    assert p.origin["operator.version"] == "25.3.9: modelled as v25.3.4, the nearest known release of the 25.3 line"
 
 
 def test_whole_cluster_policy_object() -> None:
@@ -682,13 +675,7 @@ def test_helm_user_env_list_replaces_the_chart_list() -> None:
     ("values", "where"),
     [
         (
-            {
-                "toolkit": {
-                    "env": [
-                        {"name": "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED", "value": False}
-                    ]
-                }
-            },
+            {"toolkit": {"env": [{"name": "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED", "value": False}]}},
             "helmValues.toolkit.env[0].value",
         ),
         ({"cdi": {"enabled": "maybe"}}, "helmValues.cdi.enabled"),

@@ -262,9 +262,7 @@ def allocate(plugin: DevicePlugin, devices: Sequence[Gpu]) -> Allocation:
     if not era.strategy_list and len(strategies) != 1:
         raise InputError("devicePlugin.list_strategies", f"v{version} takes exactly one strategy")
     if plugin.id_strategy not in ("uuid", "index"):
-        raise InputError(
-            "devicePlugin.id_strategy", f"invalid --device-id-strategy option: {plugin.id_strategy!r}"
-        )
+        raise InputError("devicePlugin.id_strategy", f"invalid --device-id-strategy option: {plugin.id_strategy!r}")
     notes: list[str] = []
     if plugin.id_strategy == "index" and not era.id_strategy:
         notes.append(f"v{version} has no --device-id-strategy; ids are UUIDs")
@@ -303,9 +301,7 @@ def allocate(plugin: DevicePlugin, devices: Sequence[Gpu]) -> Allocation:
         envs[VISIBLE_DEVICES] = DEVICES_ROOT
         mounts.extend(Mount(DEV_NULL, join_path(DEVICES_ROOT, i)) for i in ids)
         if era.imex:
-            mounts.extend(
-                Mount(DEV_NULL, join_path(DEVICES_ROOT, "imex", c)) for c in plugin.imex_channel_ids
-            )
+            mounts.extend(Mount(DEV_NULL, join_path(DEVICES_ROOT, "imex", c)) for c in plugin.imex_channel_ids)
     if plugin.pass_device_specs:
         specs = _device_specs(plugin, era, devices)
     if not era.early_features:
@@ -314,6 +310,4 @@ def allocate(plugin: DevicePlugin, devices: Sequence[Gpu]) -> Allocation:
             # v0.14.x: Envs is nil unless a non-CDI strategy set it; the write panics the plugin.
             return Allocation(error="device plugin panics writing NVIDIA_GDS/NVIDIA_MOFED into a nil env map")
         envs.update(features)
-    return Allocation(
-        tuple(envs.items()), tuple(mounts), annotations, cdi_devices, specs, ids, None, tuple(notes)
-    )
+    return Allocation(tuple(envs.items()), tuple(mounts), annotations, cdi_devices, specs, ids, None, tuple(notes))

@@ -63,14 +63,18 @@ class PodEnv:
 
 
 def expand(
-    value: str, lookup: Mapping[str, str], unknown: Mapping[str, str] | None = None
+    value: str,
+    lookup: Mapping[str, str],
+    unknown: Mapping[str, str] | None = None,
+    unknown_prefixes: Sequence[str] = (),
 ) -> tuple[str, str | None]:
     """Kubelet's ``$(VAR)`` expansion; returns the value and the first unknown name it referenced.
 
     ``$$`` is an escaped ``$``; ``$(NAME)`` is replaced when NAME is in
     ``lookup``, else kept verbatim; a ``$`` before anything else, or ``$(``
     with no closing ``)``, is kept as it is. A reference to a name in
-    ``unknown`` makes the whole value unknown, which the second item reports.
+    ``unknown``, or to an undefined name that an unknown envFrom source could
+    define (its prefix in ``unknown_prefixes``), makes the whole value unknown.
     """
     if "$" not in value:
         return value, None
@@ -99,7 +103,9 @@ def expand(
                 out.append(lookup[name])
             else:
                 out.append(value[i : close + 1])
-                if unknown is not None and first_unknown is None and name in unknown:
+                if first_unknown is None and (
+                    (unknown is not None and name in unknown) or any(name.startswith(p) for p in unknown_prefixes)
+                ):
                     first_unknown = name
             i = close + 1
         else:
@@ -151,6 +157,7 @@ def pod_env(
     """
     values: dict[str, str] = {}
     unknown: dict[str, str] = {}
+    open_prefixes: list[str] = []  # prefixes of envFrom sources we could not read
     ns = pod.namespace
     for src in container.env_from:
         kind = _KIND.get(src.kind, src.kind)
@@ -160,26 +167,33 @@ def pod_env(
             for name in _names_from_prefix(src.prefix, swarm_names):
                 unknown[name] = why
                 values.pop(name, None)
+            open_prefixes.append(src.prefix)
             continue
         for key, val in data.items():
             name = src.prefix + key
             values[name] = val
             unknown.pop(name, None)
     for var in container.env:
-        error = _apply_env(pod, var, values, unknown, objects)
+        error = _apply_env(pod, var, values=values, unknown=unknown, objects=objects, open_prefixes=open_prefixes)
         if error is not None:
             return PodEnv(tuple(values.items()), unknown, error)
     return PodEnv(tuple(values.items()), unknown, None)
 
 
 def _apply_env(
-    pod: Pod, var: EnvVar, values: dict[str, str], unknown: dict[str, str], objects: Objects | None
+    pod: Pod,
+    var: EnvVar,
+    *,
+    values: dict[str, str],
+    unknown: dict[str, str],
+    objects: Objects | None,
+    open_prefixes: Sequence[str],
 ) -> str | None:
     """Apply one ``env`` entry; returns kubelet's error when the container cannot be created."""
     ref = var.value_from
     name = var.name
     if ref is None:
-        val, used_unknown = expand(var.value, values, unknown)
+        val, used_unknown = expand(var.value, values, unknown, open_prefixes)
         if used_unknown is not None:
             unknown[name] = f"$({used_unknown}) in its value is unknown"
             values.pop(name, None)

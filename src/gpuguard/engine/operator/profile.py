@@ -221,8 +221,7 @@ def _read_spec(rel: Release, spec: Mapping[str, object], where: str) -> _Spec:
     if nri_on and not cdi_enabled:
         raise InputError(
             f"{cdi_where}.nriPluginEnabled",
-            f"operator {tag} rejects the ClusterPolicy: "
-            "the NRI Plugin cannot be enabled when CDI is disabled",
+            f"operator {tag} rejects the ClusterPolicy: the NRI Plugin cannot be enabled when CDI is disabled",
         )
     if nri_on and not toolkit_enabled and rel.nri_requires_toolkit:
         raise InputError(
@@ -330,9 +329,7 @@ def _toolkit_cdi(rel: Release, spec: _Spec, kind: str, env: _Env) -> None:
     tag = str(rel.version)
     if not spec.cdi_enabled:
         if kind == "cri-o" and rel.crio_hook_when_cdi_off:
-            env.set(
-                "CRIO_CONFIG_MODE", "hook", f"forced by operator {tag} because cdi.enabled=false on cri-o"
-            )
+            env.set("CRIO_CONFIG_MODE", "hook", f"forced by operator {tag} because cdi.enabled=false on cri-o")
         return
     why = f"forced by operator {tag} because cdi.enabled=true"
     env.set("CDI_ENABLED", "true", why)
@@ -340,9 +337,7 @@ def _toolkit_cdi(rel: Release, spec: _Spec, kind: str, env: _Env) -> None:
         env.set("NVIDIA_RUNTIME_SET_AS_DEFAULT", "false", why)
         env.set("NVIDIA_CONTAINER_RUNTIME_MODE", "cdi", why)
     elif rel.toolkit_cdi_annotation_prefixes:
-        env.set(
-            "NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES", rel.toolkit_cdi_annotation_prefixes, why
-        )
+        env.set("NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES", rel.toolkit_cdi_annotation_prefixes, why)
     env.set("CRIO_CONFIG_MODE", "config", why)
     if rel.cdi_mode_only_if_default and spec.cdi_default:
         env.set("NVIDIA_CONTAINER_RUNTIME_MODE", "cdi", f"{why} and cdi.default=true")
@@ -378,12 +373,7 @@ def _device_plugin_env(rel: Release, spec: _Spec) -> _Env:
                     else "toolkit/nvidia-ctk"
                 )
                 env.set(rel.cdi_hook_path_env, f"{spec.install_dir.rstrip('/')}/{hook}", why)
-        elif (
-            step == r.MPS
-            and spec.mps_root
-            and spec.mps_root != DEFAULT_MPS_ROOT
-            and rel.version >= r.MPS_ROOT_ASSET
-        ):
+        elif step == r.MPS and spec.mps_root and spec.mps_root != DEFAULT_MPS_ROOT and rel.version >= r.MPS_ROOT_ASSET:
             env.set("MPS_ROOT", spec.mps_root, f"set by operator {tag} from spec.devicePlugin.mps.root")
     return env
 
@@ -396,9 +386,7 @@ def device_plugin_from_env(env: Mapping[str, str], version: Version) -> DevicePl
     return _device_plugin(env, version, {}, {})
 
 
-def _dp_bool(
-    env: Mapping[str, str], name: str, default: bool, version: Version, where: Mapping[str, str]
-) -> bool:
+def _dp_bool(env: Mapping[str, str], name: str, default: bool, version: Version, where: Mapping[str, str]) -> bool:
     if name not in env:
         return default
     value = env[name]
@@ -421,8 +409,7 @@ def _device_plugin(
     allowed = [
         s
         for s in _STRATEGIES
-        if (s != "cdi-annotations" or version >= r.DP_CDI_ANNOTATIONS)
-        and (s != "cdi-cri" or version >= r.DP_CDI_CRI)
+        if (s != "cdi-annotations" or version >= r.DP_CDI_ANNOTATIONS) and (s != "cdi-cri" or version >= r.DP_CDI_CRI)
     ]
     if not raw:
         strategies: tuple[str, ...] = ("envvar",)
@@ -450,9 +437,7 @@ def _device_plugin(
             f"GDS/MOFED/GDRCopy default on in device plugin {low} .. {high} (fixed in {high})"
         )
     origin["device_plugin.list_strategies"] = (
-        f"DEVICE_LIST_STRATEGY={raw}"
-        if raw
-        else "envvar: device plugin default (DEVICE_LIST_STRATEGY not set)"
+        f"DEVICE_LIST_STRATEGY={raw}" if raw else "envvar: device plugin default (DEVICE_LIST_STRATEGY not set)"
     )
     return DevicePlugin(
         version=version,
@@ -569,9 +554,7 @@ def render_helm_values(version: Version | str, values: Mapping[str, object]) -> 
                 out[name] = section[name]
         spec[key] = out
     for key in ("gds", "gdrcopy"):
-        enabled = _rendered_bool(
-            _section(merged, key, "helmValues").get("enabled"), f"helmValues.{key}.enabled"
-        )
+        enabled = _rendered_bool(_section(merged, key, "helmValues").get("enabled"), f"helmValues.{key}.enabled")
         spec[key] = {"enabled": bool(enabled)}
     return spec
 
@@ -680,9 +663,7 @@ def _host_toolkit(
 def _runtime_classes(rel: Release, read: _Spec, origin: dict[str, str]) -> dict[str, str]:
     tag = str(rel.version)
     if read.nri:
-        origin["runtimeClasses"] = (
-            f"none: operator {tag} deletes the nvidia RuntimeClasses in NRI plugin mode"
-        )
+        origin["runtimeClasses"] = f"none: operator {tag} deletes the nvidia RuntimeClasses in NRI plugin mode"
         return {}
     classes = {read.runtime_class: read.runtime_class}
     why = f"{read.runtime_class} from spec.operator.runtimeClass"

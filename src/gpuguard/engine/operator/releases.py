@@ -26,12 +26,8 @@ RUNTIME_ARGS_DROPPED = v("25.3.0")  # toolkit asset no longer sets RUNTIME_ARGS
 CHART_DEFAULT_RUNTIME_DROPPED = v("25.3.0")  # chart values lose operator.defaultRuntime
 USER_ENV_WINS = v("25.3.3")  # commit 825a4c38: user env applied after the CDI transform
 CHART_DEVICE_PLUGIN_ENV_EMPTY = v("25.3.3")  # commit 1a1a5a1e: chart devicePlugin.env: []
-RUNTIME_ENV_AFTER_USER_AGAIN = v(
-    "25.3.4"
-)  # 25.3.3 alone applied user env after RUNTIME/CONTAINERD_RUNTIME_CLASS
-CDI_DEFAULT_ON = v(
-    "25.10.0"
-)  # commit 67d2e125: cdi.enabled nil -> true; nvidia not default; cdi.default no-op
+RUNTIME_ENV_AFTER_USER_AGAIN = v("25.3.4")  # 25.3.3 alone applied user env after RUNTIME/CONTAINERD_RUNTIME_CLASS
+CDI_DEFAULT_ON = v("25.10.0")  # commit 67d2e125: cdi.enabled nil -> true; nvidia not default; cdi.default no-op
 NRI_PLUGIN = v("26.3.0")  # spec.cdi.nriPluginEnabled
 NRI_REQUIRES_TOOLKIT = v("26.7.0")  # validateClusterPolicySpec also rejects NRI with toolkit.enabled=false
 
@@ -42,17 +38,13 @@ LAST_LINE = v("26.7.0")
 
 TK_ACCEPT_ENV = v("1.11.0")  # ACCEPT_NVIDIA_VISIBLE_DEVICES_* honoured by the toolkit container
 TK_CRIO_CONFIG_MODE_ENV = v("1.12.0")  # CRIO_CONFIG_MODE (hook | config)
-TK_MODE_ENV = v(
-    "1.13.0"
-)  # NVIDIA_CONTAINER_RUNTIME_MODE*, annotation prefixes, skip-mode-detection, CDI_ENABLED
+TK_MODE_ENV = v("1.13.0")  # NVIDIA_CONTAINER_RUNTIME_MODE*, annotation prefixes, skip-mode-detection, CDI_ENABLED
 TK_MODE_HANDLERS = v("1.13.0")  # nvidia-cdi and nvidia-legacy handlers
 TK_NVIDIA_RUNTIME_ENV = v("1.13.3")  # NVIDIA_RUNTIME_SET_AS_DEFAULT / NVIDIA_RUNTIME_NAME (looked up first)
 TK_NO_EXPERIMENTAL = v("1.14.0")  # nvidia-experimental handler removed
 TK_EMPTY_BOOL_IS_FALSE = v("1.14.6")  # urfave/cli >= 2.27: a boolean env set to "" means false
 TK_OPT_IN_FEATURES = v("1.17.0")  # NVIDIA_CONTAINER_TOOLKIT_OPT_IN_FEATURES -> [features]
-TK_RUNTIME_ENABLE_CDI = v(
-    "1.17.5"
-)  # installer sets containerd enable_cdi (RUNTIME_ENABLE_CDI, else CDI_ENABLED)
+TK_RUNTIME_ENABLE_CDI = v("1.17.5")  # installer sets containerd enable_cdi (RUNTIME_ENABLE_CDI, else CDI_ENABLED)
 TK_CRIO_CONFIG_DEFAULT = v("1.18.0")  # cri-o default config mode "config" (was "hook")
 TK_NRI_PLUGIN = v("1.19.0")  # ENABLE_NRI_PLUGIN
 TK_NRI_ANY_NAMESPACE = v(
@@ -107,9 +99,7 @@ class Release:
     cdi_nil_means: bool | None  # IsEnabled() for an absent cdi.enabled
     cdi_strategy: str | None  # DEVICE_LIST_STRATEGY forced when CDI is on
     cdi_annotation_prefix: str | None  # CDI_ANNOTATION_PREFIX forced on the device plugin when CDI is on
-    toolkit_cdi_annotation_prefixes: (
-        str | None
-    )  # NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES on CDI
+    toolkit_cdi_annotation_prefixes: str | None  # NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES on CDI
     cdi_sets_runtime_not_default: bool  # CDI sets NVIDIA_RUNTIME_SET_AS_DEFAULT=false and mode cdi
     cdi_mode_only_if_default: bool  # runtime mode cdi only with cdi.default=true
     precedence: str | None  # user env vs the CDI transform: cdi_env_wins / user_env_wins
@@ -181,16 +171,8 @@ def _release(tag: str, date: str, toolkit: str, device_plugin: str) -> Release:
         nri_field=at >= NRI_PLUGIN,
         chart_cdi_enabled=cdi_on_default if has_cdi else None,
         cdi_nil_means=cdi_on_default if has_cdi else None,
-        cdi_strategy=None
-        if not has_cdi
-        else "cdi-annotations,cdi-cri"
-        if cdi_on_default
-        else "envvar,cdi-annotations",
-        cdi_annotation_prefix=None
-        if not has_cdi
-        else "cdi.k8s.io/"
-        if cdi_on_default
-        else "nvidia.cdi.k8s.io/",
+        cdi_strategy=None if not has_cdi else "cdi-annotations,cdi-cri" if cdi_on_default else "envvar,cdi-annotations",
+        cdi_annotation_prefix=None if not has_cdi else "cdi.k8s.io/" if cdi_on_default else "nvidia.cdi.k8s.io/",
         toolkit_cdi_annotation_prefixes="nvidia.cdi.k8s.io/" if has_cdi and not cdi_on_default else None,
         cdi_sets_runtime_not_default=cdi_on_default,
         cdi_mode_only_if_default=has_cdi and not cdi_on_default,

@@ -167,9 +167,7 @@ def _config(env: _Env, version: Version, origin: dict[str, str]) -> ToolkitConfi
         "accept_volume_mounts": accept_mounts,
     }
     if version >= r.TK_MODE_ENV:
-        skip, origin[SKIP_MODE_DETECTION] = env.boolean(
-            ("NVIDIA_CONTAINER_RUNTIME_HOOK_SKIP_MODE_DETECTION",), True
-        )
+        skip, origin[SKIP_MODE_DETECTION] = env.boolean(("NVIDIA_CONTAINER_RUNTIME_HOOK_SKIP_MODE_DETECTION",), True)
         values["skip_mode_detection"] = skip
         explicit.add(SKIP_MODE_DETECTION)
         for name, key, attr in (
@@ -269,9 +267,7 @@ def _runtime(env: _Env, version: Version, kind: str, nri: bool, origin: dict[str
             origin["runtime.default_handler"] = f"{plain}: hook mode adds no runtime handlers"
             origin["runtime.oci_hook_all"] = "cri-o OCI hook with when.always=true runs for every container"
             origin["runtime.enable_cdi"] = "cri-o injects CDI devices natively"
-            return ContainerRuntime(
-                kind=kind, default_handler=plain, handlers={}, enable_cdi=True, oci_hook_all=True
-            )
+            return ContainerRuntime(kind=kind, default_handler=plain, handlers={}, enable_cdi=True, oci_hook_all=True)
     name_found = env.first(_name_chain(kind, version, "RUNTIME_CLASS"))
     name = (name_found[1] if name_found else "") or "nvidia"
     set_default, why_default = env.boolean(_name_chain(kind, version, "SET_AS_DEFAULT"), True)
@@ -282,9 +278,7 @@ def _runtime(env: _Env, version: Version, kind: str, nri: bool, origin: dict[str
     nvidia_name = "nvidia" if name in predefined else name
     annotations: tuple[str, ...] = ()
     if kind == "containerd" and version >= r.TK_MODE_ENV:
-        annotations = tuple(
-            f"{p}*" for p in env.strings("NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES")
-        )
+        annotations = tuple(f"{p}*" for p in env.strings("NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES"))
     handlers = {nvidia_name: RuntimeHandler(nvidia_name, nvidia=True, container_annotations=annotations)}
     for mode in modes:
         handlers[f"nvidia-{mode}"] = RuntimeHandler(

@@ -71,9 +71,7 @@ def _checked(key: str, kind: str, value: object) -> object:
         else isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)
     )
     if not ok:
-        raise InputError(
-            "toolkit.config", f"{key}: expected {_TYPE_WORD[kind]}, got {_toml_type(value)} {value!r}"
-        )
+        raise InputError("toolkit.config", f"{key}: expected {_TYPE_WORD[kind]}, got {_toml_type(value)} {value!r}")
     return tuple(value) if kind == "list" else value  # type: ignore[arg-type]
 
 
@@ -110,11 +108,7 @@ def config_from_toml(doc: Mapping[str, object], version: Version) -> ToolkitConf
                 explicit.add(path)
                 continue
             since, until = CONFIG_KEYS[path]
-            when = (
-                f"was removed in v{until}"
-                if until is not None and version >= until
-                else f"appeared in v{since}"
-            )
+            when = f"was removed in v{until}" if until is not None and version >= until else f"appeared in v{since}"
             ignored.append(IgnoredKey(path, path, f"{path} {when}; toolkit v{version} does not read it"))
             continue
         leaf = path.rsplit(".", 1)[-1]
@@ -134,9 +128,7 @@ def config_from_toml(doc: Mapping[str, object], version: Version) -> ToolkitConf
                 ignored_values.append((path, value))
             continue
         if "." not in path and path not in _ROOT_KEYS:
-            ignored.append(
-                IgnoredKey(path, None, f"{path} is not a key the toolkit reads; ignored (a typo?)")
-            )
+            ignored.append(IgnoredKey(path, None, f"{path} is not a key the toolkit reads; ignored (a typo?)"))
     base = default_config(version)
     return replace(
         base,

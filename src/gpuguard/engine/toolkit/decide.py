@@ -80,9 +80,7 @@ def _decide(spec: ContainerSpec, toolkit: Toolkit, component: str, forced_mode: 
         )
     if component == "hook" or not b.runtime_modes:
         if component == "runtime":
-            ctx.step(
-                "runtime.mode", f"toolkit v{b.version}", "the runtime only inserts the hook before v1.10.0"
-            )
+            ctx.step("runtime.mode", f"toolkit v{b.version}", "the runtime only inserts the hook before v1.10.0")
         if bad is not None:
             return _fail_env(ctx, bad, "legacy")
         return _hook(ctx, toolkit)
@@ -219,16 +217,12 @@ def _only_qualified_pre118(ctx: Ctx) -> bool:
     return has
 
 
-def _resolve(
-    ctx: Ctx, toolkit: Toolkit, forced_mode: str | None
-) -> tuple[str, tuple[str, ...] | bool | None]:
+def _resolve(ctx: Ctx, toolkit: Toolkit, forced_mode: str | None) -> tuple[str, tuple[str, ...] | bool | None]:
     """The runtime's mode, and the devices read while resolving it (False when none were read)."""
     b, cfg = ctx.b, ctx.cfg
     pre: tuple[str, ...] | bool | None = False
     if forced_mode is not None:
-        ctx.step(
-            "runtime.mode", f"runtime handler executable forces mode {forced_mode}", f"mode {forced_mode}"
-        )
+        ctx.step("runtime.mode", f"runtime handler executable forces mode {forced_mode}", f"mode {forced_mode}")
         return forced_mode, pre
     mode = cfg.mode
     read = ctx.conf("nvidia-container-runtime.mode", mode)
@@ -310,9 +304,7 @@ def _with_ignored(
             continue
         if key.path not in values:
             if home.startswith("accept-"):
-                steps.append(
-                    Step("config.ignored-key", f"config {key.path} (ignored)", f"{key.why}; value unknown")
-                )
+                steps.append(Step("config.ignored-key", f"config {key.path} (ignored)", f"{key.why}; value unknown"))
             continue
         value = values[key.path]
         shown = str(value).lower() if isinstance(value, bool) else repr(value)

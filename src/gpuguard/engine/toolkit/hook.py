@@ -74,8 +74,7 @@ def capabilities(b: Behaviour, supported: str, value: str | None, legacy: bool) 
         if ",".join(t for t in trimmed if t in all_list) != sup:
             return (
                 sup,
-                f"Invalid value for config option 'supported-driver-capabilities'; {sup} "
-                f"(supported: {b.all_caps})",
+                f"Invalid value for config option 'supported-driver-capabilities'; {sup} (supported: {b.all_caps})",
             )
         sup_list = set(trimmed)
         default = ",".join(t for t in b.default_caps.split(",") if t in sup_list)
@@ -124,9 +123,7 @@ def collect_requirements(ctx: Ctx) -> tuple[list[tuple[str, str]], str | None]:
     b, env, cfg = ctx.b, ctx.env, ctx.cfg
     disabled_env = req.parse_bool(env.get("NVIDIA_DISABLE_REQUIRE", ""))
     disabled = disabled_env or cfg.disable_require
-    why_disabled = (
-        env_read(env, "NVIDIA_DISABLE_REQUIRE") if disabled_env else ctx.conf("disable-require", True)
-    )
+    why_disabled = env_read(env, "NVIDIA_DISABLE_REQUIRE") if disabled_env else ctx.conf("disable-require", True)
     if disabled and b.disable_require_empties:
         # v1.14.0:internal/config/image/cuda_image.go GetRequirements returns nil when disabled.
         ctx.step("hook.requirements", why_disabled, "requirements disabled")
@@ -142,9 +139,7 @@ def collect_requirements(ctx: Ctx) -> tuple[list[tuple[str, str]], str | None]:
         mm = req.cuda_major_minor(cv, b.semver_cuda_version)
         if mm is None:
             msg = f"invalid CUDA version: {cv}"
-            ctx.step(
-                "hook.requirements", f'process.env CUDA_VERSION="{cv}" (legacy image)', f"hook panics: {msg}"
-            )
+            ctx.step("hook.requirements", f'process.env CUDA_VERSION="{cv}" (legacy image)', f"hook panics: {msg}")
             return [], msg
         reqs.append(("CUDA_VERSION", f"cuda>={mm}"))
     if disabled:
@@ -163,11 +158,7 @@ def evaluate_requirements(
     for name, predicate in reqs:
         outcome = req.evaluate(predicate, (driver.cuda, driver.version, driver.arch, driver.brand), gpus)
         if outcome in ("fail", "invalid"):
-            msg = (
-                req.failure_message(predicate)
-                if outcome == "fail"
-                else "requirement error: invalid expression"
-            )
+            msg = req.failure_message(predicate) if outcome == "fail" else "requirement error: invalid expression"
             ctx.step("hook.requirements", f'{name}="{predicate}"', f"nvidia-container-cli fails: {msg}")
             return msg
         if outcome == "unchecked":
@@ -188,6 +179,4 @@ def failure_only_unknowns(ctx: Ctx) -> None:
     names = [n for n in _FAILURE_ONLY if ctx.unknown_why(n) is not None]
     names += [n for n in (ctx.spec.unknown_env or ()) if n.startswith("NVIDIA_REQUIRE_") and n not in names]
     if names:
-        ctx.step(
-            "hook.unknown", ", ".join(names), "unknown values could only make the container fail to start"
-        )
+        ctx.step("hook.unknown", ", ".join(names), "unknown values could only make the container fail to start")

@@ -29,9 +29,7 @@ def imex_channels(ctx: Ctx) -> tuple[str, ...] | None:
         return (value,)
     if b.imex_ignore_key and cfg.ignore_imex_channel_requests:
         # v1.17.5:internal/config/features.go ignore-imex-channel-requests
-        ctx.step(
-            "toolkit.imex", ctx.conf("features.ignore-imex-channel-requests", True), "IMEX requests ignored"
-        )
+        ctx.step("toolkit.imex", ctx.conf("features.ignore-imex-channel-requests", True), "IMEX requests ignored")
         return None
     if cfg.accept_volume_mounts:
         # v1.17.0:internal/config/image/cuda_image.go ImexChannelsFromMounts

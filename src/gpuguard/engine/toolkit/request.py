@@ -123,9 +123,7 @@ def image_mounts(mounts: tuple[Mount, ...]) -> list[str]:
         if go_clean(m.source) != "/dev/null":
             continue
         dest = go_clean(m.destination)
-        if (
-            dest in seen
-        ):  # seen is recorded before the prefix check (v1.15.0:internal/config/image/cuda_image.go)
+        if dest in seen:  # seen is recorded before the prefix check (v1.15.0:internal/config/image/cuda_image.go)
             continue
         seen.add(dest)
         if not dest.startswith(MOUNT_ROOT):
@@ -200,9 +198,7 @@ def gate(ctx: Ctx, result: tuple[str, ...] | None, read: str) -> tuple[tuple[str
     if not b.privilege_gate:
         return result, None
     if ctx.privileged:
-        ctx.step(
-            "toolkit.gate", "process.capabilities.bounding has CAP_SYS_ADMIN", "privileged: env honoured"
-        )
+        ctx.step("toolkit.gate", "process.capabilities.bounding has CAP_SYS_ADMIN", "privileged: env honoured")
         return result, None
     accept = cfg.accept_envvar_unprivileged
     conf = ctx.conf(_ACCEPT_ENV, accept)
@@ -282,9 +278,7 @@ def visible_devices(ctx: Ctx, prefixes: tuple[str, ...], names: list[str]) -> tu
     b, cfg, spec = ctx.b, ctx.cfg, ctx.spec
     ann = annotation_devices(ctx, prefixes)
     if ann:
-        ctx.step(
-            "toolkit.source.annotations", f"annotations with prefixes {list(prefixes)}", f"requests {ann}"
-        )
+        ctx.step("toolkit.source.annotations", f"annotations with prefixes {list(prefixes)}", f"requests {ann}")
         return tuple(ann)
     if cfg.accept_volume_mounts:
         reqs: list[str] = []

@@ -23,10 +23,7 @@ from gpuguard.engine.toolkit.request import (
     visible_devices,
 )
 
-_MIX = (
-    "requesting a CDI device with vendor 'runtime.nvidia.com' is not supported "
-    "when requesting other CDI devices"
-)
+_MIX = "requesting a CDI device with vendor 'runtime.nvidia.com' is not supported when requesting other CDI devices"
 _GATED = (
     ("NVIDIA_GDS", "gds"),
     ("NVIDIA_MOFED", "mofed"),
@@ -72,9 +69,7 @@ def csv_mode(ctx: Ctx, read: tuple[str, ...] | bool | None = False) -> Outcome:
     if b.unified_visible_devices:
         devices = visible_devices(ctx, (), runtime_swarm(ctx)) if isinstance(read, bool) else read
         if devices:
-            reqs = list(
-                dict.fromkeys(f"mode=csv,id={d}" for d in devices)
-            )  # v1.18.0:internal/modifier/csv.go
+            reqs = list(dict.fromkeys(f"mode=csv,id={d}" for d in devices))  # v1.18.0:internal/modifier/csv.go
             ctx.step("cdi.names", "csv mode", f"jit requests {reqs}")
         return Outcome(devices=devices)
     if not b.cdi_mode:
@@ -86,9 +81,7 @@ def csv_mode(ctx: Ctx, read: tuple[str, ...] | bool | None = False) -> Outcome:
         devices = nvd_only(ctx)
     ctx.step("toolkit.source.env", env_read(ctx.env, NVD), f"csv mode request {devices} (no privilege gate)")
     if devices:
-        ctx.step(
-            "hook.requirements", "csv mode", "requirements are checked by the runtime; not modelled here"
-        )
+        ctx.step("hook.requirements", "csv mode", "requirements are checked by the runtime; not modelled here")
     return Outcome(devices=devices)
 
 
@@ -104,9 +97,7 @@ def cdi_mode_v111(ctx: Ctx) -> Outcome:
     b, spec = ctx.b, ctx.spec
     env_list = nvd_only(ctx) or ()
     if env_list:
-        ctx.step(
-            "toolkit.source.env", env_read(ctx.env, NVD), f"requests {list(env_list)} (no privilege gate)"
-        )
+        ctx.step("toolkit.source.env", env_read(ctx.env, NVD), f"requests {list(env_list)} (no privilege gate)")
     ann: list[str] = []
     for key in sorted(k for k in spec.annotations if k.startswith("cdi.k8s.io/")):
         for d in spec.annotations[key].split(","):
@@ -117,15 +108,11 @@ def cdi_mode_v111(ctx: Ctx) -> Outcome:
                 return Outcome(devices=tuple(env_list) + tuple(ann), error=msg)
             ann.append(d)
     if ann:
-        ctx.step(
-            "toolkit.source.annotations", "annotations cdi.k8s.io/*", f"requests {ann} (joined with the env)"
-        )
+        ctx.step("toolkit.source.annotations", "annotations cdi.k8s.io/*", f"requests {ann} (joined with the env)")
     devices = tuple(env_list) + tuple(ann)
     if not devices:
         return Outcome()
-    names = tuple(
-        dict.fromkeys(d if is_qualified(d, b.cdi_name_rules) else f"nvidia.com/gpu={d}" for d in devices)
-    )
+    names = tuple(dict.fromkeys(d if is_qualified(d, b.cdi_name_rules) else f"nvidia.com/gpu={d}" for d in devices))
     says = f"CDI devices {list(names)} (de-duplicated through a Go map: order not deterministic)"
     if "nvidia.com/gpu=all" in names:
         # v1.11.0:internal/modifier/cdi.go Modify: replaced by every nvidia.com/gpu device, others dropped.
@@ -146,23 +133,17 @@ def cdi_mode_v113(ctx: Ctx) -> Outcome:
         for d in spec.annotations[key].split(","):
             if not is_qualified(d, b.cdi_name_rules):
                 # v1.13.0:internal/modifier/cdi.go getAnnotationDevices
-                msg = (
-                    f'failed to parse container annotations: invalid device name "{d}" in annotation "{key}"'
-                )
+                msg = f'failed to parse container annotations: invalid device name "{d}" in annotation "{key}"'
                 ctx.step("toolkit.source.annotations", f'annotation {key}="{spec.annotations[key]}"', msg)
                 return Outcome(error=msg)
             if d not in ann:
                 ann.append(d)
     if ann:
-        ctx.step(
-            "toolkit.source.annotations", f"annotations with prefixes {list(prefixes)}", f"requests {ann}"
-        )
+        ctx.step("toolkit.source.annotations", f"annotations with prefixes {list(prefixes)}", f"requests {ann}")
         return _finish_v113(ctx, tuple(ann), tuple(ann))
     if b.cdi_mount_requests and cfg.accept_volume_mounts:
         # v1.15.0:internal/config/image/cuda_image.go CDIDevicesFromMounts: only cdi/ mounts count here.
-        found = [
-            n for n in (cdi_mount_name(b, r) for r in image_mounts(spec.mounts) if r.startswith("cdi/")) if n
-        ]
+        found = [n for n in (cdi_mount_name(b, r) for r in image_mounts(spec.mounts) if r.startswith("cdi/")) if n]
         if found:
             conf = ctx.conf("accept-nvidia-visible-devices-as-volume-mounts", True)
             ctx.step("toolkit.source.mounts", conf, f"CDI mount requests {found}")
@@ -227,9 +208,7 @@ def cdi_mode_v118(ctx: Ctx, jit: bool, read: tuple[str, ...] | bool | None = Fal
 
 def _jit(ctx: Ctx, devices: tuple[str, ...], names: tuple[str, ...], kind_read: str) -> Outcome:
     b, env = ctx.b, ctx.env
-    extra = [
-        f"mode={m}" for var, m in _GATED if env.get(var) == "enabled"
-    ]  # v1.18.0:internal/modifier/cdi.go
+    extra = [f"mode={m}" for var, m in _GATED if env.get(var) == "enabled"]  # v1.18.0:internal/modifier/cdi.go
     chans = imex_channels(ctx)
     if chans:
         extra += list(dict.fromkeys(f"mode=imex,id={c}" for c in chans))
@@ -242,9 +221,7 @@ def _jit(ctx: Ctx, devices: tuple[str, ...], names: tuple[str, ...], kind_read: 
             # v1.18.0..v1.18.1: the empty id is dropped and GetSpec() with no ids generates "all"
             # (v1.18.0:pkg/nvcdi/wrapper.go); fixed in v1.18.2 (2a9f0336).
             effective = (JIT_PREFIX + "all",)
-            note = (
-                '; the empty id is dropped and the spec is generated for "all": every GPU (bug until v1.18.2)'
-            )
+            note = '; the empty id is dropped and the spec is generated for "all": every GPU (bug until v1.18.2)'
         else:
             effective = tuple(real)
             note = "; the empty id is dropped"

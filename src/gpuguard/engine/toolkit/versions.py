@@ -144,13 +144,7 @@ def _b(version: Version) -> Behaviour:
         cdi_annotations_first=ge(v("1.13.0")),
         forced_mode_executables=ge(v("1.13.0")),
         auto_cdi=(
-            "visible"
-            if ge(v("1.18.0"))
-            else "env+mounts"
-            if ge(v("1.15.0"))
-            else "env"
-            if ge(v("1.14.0"))
-            else ""
+            "visible" if ge(v("1.18.0")) else "env+mounts" if ge(v("1.15.0")) else "env" if ge(v("1.14.0")) else ""
         ),
         disable_require_empties=ge(v("1.14.0")),
         runtime_parses_env=ge(v("1.14.0")),
@@ -203,9 +197,7 @@ CONFIG_KEYS: dict[str, tuple[Version, Version | None]] = {
 def config_keys(version: Version) -> frozenset[str]:
     """The modelled config keys this release reads."""
     return frozenset(
-        key
-        for key, (since, until) in CONFIG_KEYS.items()
-        if version >= since and (until is None or version < until)
+        key for key, (since, until) in CONFIG_KEYS.items() if version >= since and (until is None or version < until)
     )
 
 
