@@ -59,6 +59,9 @@ class Decision:
             return Exposure.NONE
         if "all" in devices or any(d.endswith("=all") for d in self.cdi_devices or ()):
             return Exposure.ALL
+        # In legacy mode nvidia-container-cli reads the ids and matches "all" case-insensitively.
+        if self.mode == "legacy" and any(d.lower() == "all" for d in devices):
+            return Exposure.ALL
         if all(d in ("", "none") for d in devices):
             return Exposure.LIBRARIES
         return Exposure.DEVICES

@@ -78,17 +78,35 @@ def test_mode_at_top_level_is_misplaced() -> None:
     ("version", "doc", "path", "why_part"),
     [
         ("1.2.1", {AE: False}, AE, "appeared in v1.3.0"),
-        ("1.9.0", {"nvidia-container-runtime": {"mode": "cdi"}}, "nvidia-container-runtime.mode", "appeared in v1.10.0"),
-        ("1.12.1", {"nvidia-container-runtime-hook": {"skip-mode-detection": True}},
-         "nvidia-container-runtime-hook.skip-mode-detection", "appeared in v1.13.0"),
-        ("1.17.4", {"features": {"ignore-imex-channel-requests": True}},
-         "features.ignore-imex-channel-requests", "appeared in v1.17.5"),
-        ("1.3.0", {"nvidia-container-cli": {"alpha-merge-visible-devices-envvars": True}},
-         "nvidia-container-cli.alpha-merge-visible-devices-envvars", "was removed in v1.3.0"),
+        (
+            "1.9.0",
+            {"nvidia-container-runtime": {"mode": "cdi"}},
+            "nvidia-container-runtime.mode",
+            "appeared in v1.10.0",
+        ),
+        (
+            "1.12.1",
+            {"nvidia-container-runtime-hook": {"skip-mode-detection": True}},
+            "nvidia-container-runtime-hook.skip-mode-detection",
+            "appeared in v1.13.0",
+        ),
+        (
+            "1.17.4",
+            {"features": {"ignore-imex-channel-requests": True}},
+            "features.ignore-imex-channel-requests",
+            "appeared in v1.17.5",
+        ),
+        (
+            "1.3.0",
+            {"nvidia-container-cli": {"alpha-merge-visible-devices-envvars": True}},
+            "nvidia-container-cli.alpha-merge-visible-devices-envvars",
+            "was removed in v1.3.0",
+        ),
     ],
 )
-def test_keys_the_release_does_not_know_are_ignored(version: str, doc: dict[str, object], path: str,
-                                                    why_part: str) -> None:
+def test_keys_the_release_does_not_know_are_ignored(
+    version: str, doc: dict[str, object], path: str, why_part: str
+) -> None:
     cfg = config_from_toml(doc, v(version))
     assert cfg == default_config(v(version)).__class__(
         supported_driver_capabilities=cfg.supported_driver_capabilities, ignored=cfg.ignored
@@ -111,9 +129,11 @@ def test_unknown_root_key_is_reported() -> None:
         ({AE: "false"}, f"{AE}: expected a boolean, got string 'false'"),
         ({AM: 1}, f"{AM}: expected a boolean, got integer 1"),
         ({"swarm-resource": ["A"]}, "swarm-resource: expected a string, got array ['A']"),
-        ({"nvidia-container-runtime": {"modes": {"cdi": {"annotation-prefixes": "cdi.k8s.io/"}}}},
-         "nvidia-container-runtime.modes.cdi.annotation-prefixes: expected an array of strings, got string "
-         "'cdi.k8s.io/'"),
+        (
+            {"nvidia-container-runtime": {"modes": {"cdi": {"annotation-prefixes": "cdi.k8s.io/"}}}},
+            "nvidia-container-runtime.modes.cdi.annotation-prefixes: expected an array of strings, got string "
+            "'cdi.k8s.io/'",
+        ),
     ],
 )
 def test_wrong_type_where_read_is_an_input_error(doc: dict[str, object], message: str) -> None:

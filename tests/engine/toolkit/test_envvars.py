@@ -103,8 +103,13 @@ NAME = st.text(alphabet="abcdefGPU0123-", min_size=1, max_size=6).filter(lambda 
 @given(NAME, NAME, NAME)
 def test_source_precedence_annotations_mounts_env(ann: str, mount: str, env: str) -> None:
     doc = {"accept-nvidia-visible-devices-as-volume-mounts": True, "nvidia-container-runtime": {"mode": "cdi"}}
-    full = run("1.20.0", (f"NVIDIA_VISIBLE_DEVICES={env}",), mounts=(devmount(mount),),
-               annotations={"cdi.k8s.io/x": f"vendor.com/cls={ann}"}, doc=doc)
+    full = run(
+        "1.20.0",
+        (f"NVIDIA_VISIBLE_DEVICES={env}",),
+        mounts=(devmount(mount),),
+        annotations={"cdi.k8s.io/x": f"vendor.com/cls={ann}"},
+        doc=doc,
+    )
     assert full.devices == (f"vendor.com/cls={ann}",)
     no_ann = run("1.20.0", (f"NVIDIA_VISIBLE_DEVICES={env}",), mounts=(devmount(mount),), doc=doc)
     assert no_ann.devices == (mount,)
@@ -112,8 +117,11 @@ def test_source_precedence_annotations_mounts_env(ann: str, mount: str, env: str
     assert env_only.devices == (env,)
 
 
-@given(st.lists(st.text(max_size=10), max_size=5), st.sampled_from(["1.0.5", "1.3.0", "1.11.0", "1.17.8", "1.20.0"]),
-       st.booleans())
+@given(
+    st.lists(st.text(max_size=10), max_size=5),
+    st.sampled_from(["1.0.5", "1.3.0", "1.11.0", "1.17.8", "1.20.0"]),
+    st.booleans(),
+)
 def test_decide_never_raises_on_any_env(entries: list[str], version: str, privileged: bool) -> None:
     d = run(version, tuple(entries), privileged=privileged)
     assert d.devices is None or isinstance(d.devices, tuple)

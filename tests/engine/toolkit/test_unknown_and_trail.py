@@ -19,21 +19,47 @@ SECRET = {"NVIDIA_VISIBLE_DEVICES": "secretKeyRef gpu/ids"}
         ("secret-nvd-privileged", "1.17.8", {"unknown_env": SECRET, "privileged": True}, "NVIDIA_VISIBLE_DEVICES"),
         ("secret-nvd-accepted", "1.17.8", {"unknown_env": SECRET}, "NVIDIA_VISIBLE_DEVICES"),
         ("secret-nvd-gated-off", "1.17.8", {"unknown_env": SECRET, "doc": {AE: False}}, None),
-        ("image-env-nvd-set", "1.14.0", {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "image_env_unknown": "not pulled"},
-         None),
+        (
+            "image-env-nvd-set",
+            "1.14.0",
+            {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "image_env_unknown": "not pulled"},
+            None,
+        ),
         ("image-env-nvd-absent", "1.14.0", {"image_env_unknown": "not pulled"}, "NVIDIA_VISIBLE_DEVICES"),
-        ("image-env-mounts-won", "1.14.0",
-         {"mounts": (devmount("GPU0"),), "doc": {AM: True}, "image_env_unknown": "not pulled"}, None),
-        ("image-env-imex-1.17", "1.17.8", {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "image_env_unknown": "x"},
-         "NVIDIA_IMEX_CHANNELS"),
-        ("image-env-swarm", "1.14.0",
-         {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "doc": {"swarm-resource": "DOCKER_RESOURCE_GPU"},
-          "image_env_unknown": "x"}, "DOCKER_RESOURCE_GPU"),
-        ("secret-nvd-could-switch-to-cdi", "1.17.8",
-         {"unknown_env": SECRET, "doc": {AE: False}, "annotations": {"cdi.k8s.io/x": "nvidia.com/gpu=0"}},
-         "NVIDIA_VISIBLE_DEVICES"),
-        ("failure-only", "1.14.0",
-         {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "unknown_env": {"NVIDIA_DRIVER_CAPABILITIES": "configMap"}}, None),
+        (
+            "image-env-mounts-won",
+            "1.14.0",
+            {"mounts": (devmount("GPU0"),), "doc": {AM: True}, "image_env_unknown": "not pulled"},
+            None,
+        ),
+        (
+            "image-env-imex-1.17",
+            "1.17.8",
+            {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "image_env_unknown": "x"},
+            "NVIDIA_IMEX_CHANNELS",
+        ),
+        (
+            "image-env-swarm",
+            "1.14.0",
+            {
+                "env": ("NVIDIA_VISIBLE_DEVICES=GPU0",),
+                "doc": {"swarm-resource": "DOCKER_RESOURCE_GPU"},
+                "image_env_unknown": "x",
+            },
+            "DOCKER_RESOURCE_GPU",
+        ),
+        (
+            "secret-nvd-could-switch-to-cdi",
+            "1.17.8",
+            {"unknown_env": SECRET, "doc": {AE: False}, "annotations": {"cdi.k8s.io/x": "nvidia.com/gpu=0"}},
+            "NVIDIA_VISIBLE_DEVICES",
+        ),
+        (
+            "failure-only",
+            "1.14.0",
+            {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "unknown_env": {"NVIDIA_DRIVER_CAPABILITIES": "configMap"}},
+            None,
+        ),
         ("secret-nvd-jit", "1.20.0", {"unknown_env": SECRET}, "NVIDIA_VISIBLE_DEVICES"),
     ],
 )
@@ -73,8 +99,10 @@ def test_seed_trail_legacy() -> None:
 
 def test_seed_trail_jit_cdi() -> None:
     d = run("1.20.0", ("NVIDIA_VISIBLE_DEVICES=all",))
-    assert rules(d) == ["toolkit.privileged", "runtime.mode", "toolkit.source.env", "toolkit.gate", "cdi.names"]
-    assert d.trail[1].says == "auto: jit-cdi"
+    # v1.18+: the runtime reads the request first (auto→cdi looks at it), then settles on jit-cdi.
+    assert rules(d) == ["toolkit.privileged", "toolkit.source.env", "toolkit.gate", "runtime.mode", "cdi.names"]
+    assert d.trail[3].says == "auto: jit-cdi"
+    assert d.trail[4].says == "jit-cdi requests ['runtime.nvidia.com/gpu=all']"
 
 
 def test_legacy_image_step() -> None:
@@ -103,5 +131,5 @@ def test_gated_ignored_key_step_only_when_it_matters() -> None:
 
 
 def test_component_check() -> None:
-    with pytest.raises(ValueError, match="toolkit.component"):
+    with pytest.raises(ValueError, match=r"toolkit\.component"):
         run("1.17.8", (), component="shim")

@@ -32,7 +32,7 @@ from gpuguard.engine.toolkit.runtime import (
     csv_mode,
     runtime_swarm,
 )
-from gpuguard.engine.toolkit.versions import Behaviour, behaviour
+from gpuguard.engine.toolkit.versions import behaviour
 from gpuguard.model.container import ContainerSpec
 from gpuguard.model.decision import Decision, Step
 from gpuguard.model.errors import InputError
@@ -153,16 +153,15 @@ def _hook_mode_check(ctx: Ctx, toolkit: Toolkit, devices: tuple[str, ...] | None
         )
         return None
     mode = cfg.mode
-    read = ctx.conf("nvidia-container-runtime.mode", mode)
+    why = ""
     if mode == "auto":
         if devices is not None and _hook_auto_cdi(ctx, devices):
-            mode = "cdi"
-            read += "; the request holds only fully-qualified CDI names"
+            mode, why = "cdi", "the request holds only fully-qualified CDI names"
         else:
             mode, why = platform_mode(b, toolkit.platform, "legacy")
-            read += f"; {why}"
     if mode == "legacy":
         return None
+    read = ctx.conf("nvidia-container-runtime.mode", cfg.mode) + (f"; {why}" if why else "")
     msg = _HOOK_DIRECT.format(" (e.g. specify the --runtime=nvidia flag)" if b.cdi_mode else "")
     ctx.step("hook.mode-check", read, f"mode resolves to {mode}: hook aborts ({msg})")
     return msg
@@ -330,8 +329,3 @@ def _summary(d: Decision) -> str:
     if d.devices is None:
         return "no GPUs"
     return f"devices {list(d.devices)}"
-
-
-def behaviour_of(toolkit: Toolkit) -> Behaviour:
-    """The cached behaviour of the toolkit's release (for callers that explain decisions)."""
-    return behaviour(toolkit.version)

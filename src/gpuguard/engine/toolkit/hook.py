@@ -129,11 +129,13 @@ def collect_requirements(ctx: Ctx) -> tuple[list[tuple[str, str]], str | None]:
         ctx.step("hook.requirements", why_disabled, "requirements disabled")
         return [], None
     reqs: list[tuple[str, str]] = []
-    for name in sorted(env):
+    for name, value in env.items():
         if name.startswith("NVIDIA_REQUIRE_"):
             if b.require_skips_jetpack and name.startswith("NVIDIA_REQUIRE_JETPACK"):
                 continue  # v1.10.0:internal/config/image/cuda_image.go skips NVIDIA_REQUIRE_JETPACK*
-            reqs.append((name, env[name]))
+            reqs.append((name, value))
+    if len(reqs) > 1:
+        reqs.sort()  # Go map order: the CLI gets them in no fixed order; sorted for stable messages
     if ctx.legacy:
         cv = env["CUDA_VERSION"]
         mm = req.cuda_major_minor(cv, b.semver_cuda_version)
@@ -176,6 +178,8 @@ def evaluate_requirements(
 
 def failure_only_unknowns(ctx: Ctx) -> None:
     """Unknown variables that could only make the container fail: noted, not counted as unknown exposure."""
+    if not ctx.spec.unknown_env and ctx.spec.image_env_unknown is None:
+        return
     names = [n for n in _FAILURE_ONLY if ctx.unknown_why(n) is not None]
     names += [n for n in (ctx.spec.unknown_env or ()) if n.startswith("NVIDIA_REQUIRE_") and n not in names]
     if names:

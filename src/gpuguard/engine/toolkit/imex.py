@@ -48,8 +48,8 @@ def imex_channels(ctx: Ctx) -> tuple[str, ...] | None:
     gate_open = ctx.privileged or cfg.accept_envvar_unprivileged
     if gate_open:
         ctx.mark_unknown((IMEX,))
-        if value is None:
-            ctx.mark_unknown(("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA"))
+        if value is None and not b.imex_drop_bare_all:
+            ctx.mark_unknown(("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA"))  # the legacy-image "all" still counts
     if result is None:
         return None
     if not gate_open:

@@ -51,6 +51,8 @@ class Ctx:
         return None
 
     def mark_unknown(self, names: tuple[str, ...] | list[str]) -> None:
+        if not self.spec.unknown_env and self.spec.image_env_unknown is None:
+            return
         for name in names:
             why = self.unknown_why(name)
             if why is not None and why not in self.unknown:
