@@ -24,13 +24,12 @@ from dataclasses import dataclass
 
 from gpuguard.engine.kubelet.env import Objects
 from gpuguard.engine.operator.profile import explicit_profile, most_exposed_profile, node_profile
-from gpuguard.model.errors import InputError
+from gpuguard.model.errors import InputError, type_name
 from gpuguard.model.node import Gpu, NodeProfile
 from gpuguard.model.pod import Pod
 from gpuguard.model.version import Version, VersionError
 from gpuguard.sources.kubernetes import pods_from_object
 from gpuguard.sources.simulate_input import read_toolkit
-from gpuguard.sources.values import type_name
 
 _TOP_KEYS = frozenset({"node", "pod", "images", "objects"})
 _NODE_KEYS = frozenset({"operator", "toolkit", "devicePlugin", "runtime", "gpus"})

@@ -22,11 +22,10 @@ from functools import lru_cache
 from gpuguard.engine.toolkit.config import config_from_toml, default_config
 from gpuguard.engine.toolkit.versions import NEWEST, parse_toolkit_version
 from gpuguard.model.container import ContainerSpec, Mount
-from gpuguard.model.errors import InputError
+from gpuguard.model.errors import InputError, type_name
 from gpuguard.model.toolkit import Driver, Platform, Toolkit
 from gpuguard.model.version import Version
 from gpuguard.sources.toml_text import parse_toml
-from gpuguard.sources.values import type_name
 
 COMPONENTS = ("runtime", "hook")
 _TOP_KEYS = frozenset({"toolkit", "container", "component"})

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from gpuguard.engine.paths import join as join_path
 from gpuguard.model.container import Mount
 from gpuguard.model.errors import InputError
 from gpuguard.model.node import DevicePlugin, Gpu
@@ -127,33 +128,6 @@ def parse_list_strategy(text: str, version: Version) -> tuple[str, ...]:
         if item not in seen:
             seen.append(item)
     return tuple(seen)
-
-
-def join_path(root: str, *parts: str) -> str:
-    """Go's ``filepath.Join``: join with ``/`` then clean."""
-    return clean_path("/".join(p for p in (root, *parts) if p))
-
-
-def clean_path(path: str) -> str:
-    """Go's ``filepath.Clean`` for POSIX paths (the toolkit cleans mount paths the same way)."""
-    if not path:
-        return "."
-    rooted = path.startswith("/")
-    out: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if out and out[-1] != "..":
-                out.pop()
-            elif not rooted:
-                out.append(part)
-            continue
-        out.append(part)
-    joined = "/".join(out)
-    if rooted:
-        return "/" + joined
-    return joined or "."
 
 
 @dataclass(frozen=True, slots=True)

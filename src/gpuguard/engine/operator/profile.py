@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from gpuguard.engine.operator import releases as r
 from gpuguard.engine.operator.releases import Release, release
 from gpuguard.engine.operator.toolkit_env import install, parse_go_bool, runtime_kind
-from gpuguard.model.errors import InputError
+from gpuguard.model.errors import InputError, type_name
 from gpuguard.model.node import ContainerRuntime, DevicePlugin, Gpu, NodeProfile, NriPlugin, RuntimeHandler
 from gpuguard.model.toolkit import Platform, Toolkit, ToolkitConfig
 from gpuguard.model.version import Version, v
@@ -37,26 +37,12 @@ _STRATEGIES = ("envvar", "volume-mounts", "cdi-annotations", "cdi-cri")
 # --- input shapes -----------------------------------------------------------------------------
 
 
-def _type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "mapping"
-    return "list" if isinstance(value, list | tuple) else type(value).__name__
-
-
 def _section(parent: Mapping[str, object], key: str, where: str) -> Mapping[str, object]:
     value = parent.get(key)
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InputError(f"{where}.{key}", f"expected a mapping, got {_type(value)}")
+        raise InputError(f"{where}.{key}", f"expected a mapping, got {type_name(value)}")
     return value
 
 
@@ -64,14 +50,14 @@ def _opt_bool(section: Mapping[str, object], key: str, where: str) -> bool | Non
     value = section.get(key)
     if value is None or isinstance(value, bool):
         return value
-    raise InputError(f"{where}.{key}", f"expected true or false, got {_type(value)} {value!r}")
+    raise InputError(f"{where}.{key}", f"expected true or false, got {type_name(value)} {value!r}")
 
 
 def _opt_str(section: Mapping[str, object], key: str, where: str) -> str | None:
     value = section.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise InputError(f"{where}.{key}", f"expected a string (quote it), got {_type(value)} {value!r}")
+    raise InputError(f"{where}.{key}", f"expected a string (quote it), got {type_name(value)} {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +74,22 @@ def _env_list(section: Mapping[str, object], where: str) -> tuple[_EnvEntry, ...
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
-        raise InputError(f"{where}.env", f"expected a list of {{name, value}}, got {_type(value)}")
+        raise InputError(f"{where}.env", f"expected a list of {{name, value}}, got {type_name(value)}")
     entries = []
     for i, item in enumerate(value):
         at = f"{where}.env[{i}]"
         if not isinstance(item, Mapping):
-            raise InputError(at, f"expected a mapping with name and value, got {_type(item)}")
+            raise InputError(at, f"expected a mapping with name and value, got {type_name(item)}")
         name = item.get("name")
         if not isinstance(name, str) or not name:
-            raise InputError(f"{at}.name", f"expected a non-empty string, got {_type(name)}")
+            raise InputError(f"{at}.name", f"expected a non-empty string, got {type_name(name)}")
         val = item.get("value", "")
         if val is None:
             val = ""
         if not isinstance(val, str):
             raise InputError(
                 f"{at}.value",
-                f"expected a string, got {_type(val)} {val!r}: the API server rejects a ClusterPolicy "
+                f"expected a string, got {type_name(val)} {val!r}: the API server rejects a ClusterPolicy "
                 "whose env value is not a string (quote it, or use helm --set-string)",
             )
         note = ""
@@ -508,7 +494,7 @@ def _rendered_bool(value: object, where: str) -> bool | None:
         return value
     if isinstance(value, str) and value in _YAML_BOOLS:
         return _YAML_BOOLS[value]
-    raise InputError(where, f"expected true or false, got {_type(value)} {value!r}")
+    raise InputError(where, f"expected true or false, got {type_name(value)} {value!r}")
 
 
 def render_helm_values(version: Version | str, values: Mapping[str, object]) -> dict[str, object]:
@@ -518,7 +504,7 @@ def render_helm_values(version: Version | str, values: Mapping[str, object]) -> 
     (``nriPluginEnabled`` only when both it and ``cdi.enabled`` are true).
     """
     if not isinstance(values, Mapping):
-        raise InputError("helmValues", f"expected a mapping, got {_type(values)}")
+        raise InputError("helmValues", f"expected a mapping, got {type_name(values)}")
     rel = release(version)
     merged = _merge(_chart_defaults(rel), values)
     spec: dict[str, object] = {}
@@ -587,7 +573,7 @@ def node_profile(
         where = "helmValues" if helm_values is not None else "chartDefaults"
     else:
         if not isinstance(cluster_policy, Mapping):
-            raise InputError("clusterPolicy.spec", f"expected a mapping, got {_type(cluster_policy)}")
+            raise InputError("clusterPolicy.spec", f"expected a mapping, got {type_name(cluster_policy)}")
         spec, where = cluster_policy, "clusterPolicy.spec"
         if cluster_policy.get("kind") == "ClusterPolicy":
             spec = _section(cluster_policy, "spec", "clusterPolicy")
@@ -745,7 +731,7 @@ def _version(value: Version | str, where: str) -> Version:
     if isinstance(value, Version):
         return value
     if not isinstance(value, str):
-        raise InputError(where, f"expected a version string, got {_type(value)}")
+        raise InputError(where, f"expected a version string, got {type_name(value)}")
     try:
         return Version.parse(value)
     except ValueError as exc:

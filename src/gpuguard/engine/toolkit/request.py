@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpuguard.engine.paths import clean as clean_path
 from gpuguard.engine.toolkit import envvars
 from gpuguard.engine.toolkit.envvars import NVD
 from gpuguard.engine.toolkit.modes import is_qualified
@@ -69,34 +70,10 @@ def env_read(env: dict[str, str], name: str) -> str:
     return f"process.env {name} unset" if value is None else f'process.env {name}="{value}"'
 
 
-def go_clean(path: str) -> str:
-    """Go's ``filepath.Clean`` (lexical; ``//a`` → ``/a``, ``a/..`` → ``.``)."""
-    if path and path[0] == "/" and "//" not in path and "/." not in path and path[-1] != "/":
-        return path  # fast path: already clean
-    if path == "":
-        return "."
-    rooted = path[0] == "/"
-    out: list[str] = []
-    for part in path.split("/"):
-        if part in {"", "."}:
-            continue
-        if part == "..":
-            if out and out[-1] != "..":
-                out.pop()
-            elif not rooted:
-                out.append("..")
-            continue
-        out.append(part)
-    cleaned = "/".join(out)
-    if rooted:
-        return "/" + cleaned
-    return cleaned or "."
-
-
 def _mount_rest(m: Mount) -> tuple[str, str] | None:
-    if go_clean(m.source) != "/dev/null":
+    if clean_path(m.source) != "/dev/null":
         return None
-    dest = go_clean(m.destination)
+    dest = clean_path(m.destination)
     if not dest.startswith(MOUNT_ROOT):  # string prefix: ".../nvidia-container-devicesX/GPU0" counts
         return None
     return dest, dest[len(MOUNT_ROOT) :]
@@ -122,9 +99,9 @@ def image_mounts(mounts: tuple[Mount, ...]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for m in mounts:
-        if go_clean(m.source) != "/dev/null":
+        if clean_path(m.source) != "/dev/null":
             continue
-        dest = go_clean(m.destination)
+        dest = clean_path(m.destination)
         if dest in seen:  # seen is recorded before the prefix check (v1.15.0:internal/config/image/cuda_image.go)
             continue
         seen.add(dest)
