@@ -306,3 +306,29 @@ def test_load_document() -> None:
         load_document("a: [\n", "f.yaml")
     with pytest.raises(InputError, match="binary input"):
         load_document(b"\x00", "f.yaml")
+
+
+# --- without libyaml -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pure_python_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpuguard.sources import documents
+
+    monkeypatch.setattr(documents, "_Loader", documents._make_loader(yaml.SafeLoader))
+
+
+@pytest.mark.usefixtures("pure_python_loader")
+def test_pure_python_fallback_has_the_same_defences() -> None:
+    assert [d.obj for d in docs("a: 1\n---\nb: [\n---\nc: 2020-01-01\n") if d.ok] == [{"a": 1}, {"c": "2020-01-01"}]
+    assert "alias bomb" in only_error((FIXTURES / "billion-laughs.yaml").read_bytes())
+    assert "recursive alias" in only_error("a: &a [*a]\n")
+    assert "nested too deeply" in only_error("a: " + "[" * 50_000 + "]" * 50_000)
+    assert docs("a: 1\na: 2\n")[0].warnings == ("line 2, column 1: duplicate key 'a'; the last value is used",)
+
+
+def test_constructor_errors_inside_one_chunk_do_not_stop_it() -> None:
+    # "..." ends a document without a "---" line, so both documents share one chunk.
+    got = docs("a: !!int abc\n...\n%YAML 1.1\n---\nb: !!python/tuple [1]\n...\n--- {c: 1}\n")
+    assert [d.ok for d in got] == [False, False, True]
+    assert got[2].obj == {"c": 1}

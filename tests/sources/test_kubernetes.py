@@ -53,15 +53,12 @@ KINDS = [
         ("PyTorchJob", "train/Master", "spec.pytorchReplicaSpecs.Master.template", ["container:pytorch"]),
         ("PyTorchJob", "train/Worker", "spec.pytorchReplicaSpecs.Worker.template", ["container:pytorch"]),
     ]),
-    ("tfjob.yaml", [("TFJob", "tfjob-run/Worker", "spec.tfReplicaSpecs.Worker.template",
-     ["container:worker"])]),
-    ("mpijob.yaml", [("MPIJob", "mpijob-run/Worker", "spec.mpiReplicaSpecs.Worker.template",
-     ["container:worker"])]),
+    ("tfjob.yaml", [("TFJob", "tfjob-run/Worker", "spec.tfReplicaSpecs.Worker.template", ["container:worker"])]),
+    ("mpijob.yaml", [("MPIJob", "mpijob-run/Worker", "spec.mpiReplicaSpecs.Worker.template", ["container:worker"])]),
     ("xgboostjob.yaml",
      [("XGBoostJob", "xgboostjob-run/Worker", "spec.xgbReplicaSpecs.Worker.template", ["container:worker"])]),
     ("paddlejob.yaml",
-     [("PaddleJob", "paddlejob-run/Worker", "spec.paddleReplicaSpecs.Worker.template",
-      ["container:worker"])]),
+     [("PaddleJob", "paddlejob-run/Worker", "spec.paddleReplicaSpecs.Worker.template", ["container:worker"])]),
     ("raycluster.yaml", [
         ("RayCluster", "rc/headGroupSpec", "spec.headGroupSpec.template", ["container:ray-head"]),
         ("RayCluster", "rc/workerGroupSpecs[gpu-group]", "spec.workerGroupSpecs[0].template",
@@ -220,7 +217,7 @@ def test_extended_resource_counts(quantity: object, expected: int) -> None:
     ("quantity", "needle"),
     [(0.5, "cannot be fractional"), ("0.5", "cannot be fractional"), ("500m", "cannot be fractional"),
      ("1.5", "cannot be fractional"), ("-1", "out of range"), ("one", "invalid quantity"),
-     ("1e999", "out of range"), (True, "expected a quantity, got bool"), ([1],
+     ("1e999", "out of range"), (True, "expected a quantity, got boolean"), ([1],
       "expected a quantity, got list"),
      (None, "expected a quantity, got null"), (float("nan"), "invalid quantity")],
 )  # fmt: skip
@@ -250,13 +247,13 @@ BAD = [
     ("containers: [x]", "spec.containers[0]", "expected a mapping, got string"),
     ("containers: [{image: x}]", "spec.containers[0].name", "required field is missing"),
     ("containers: [{name: ''}]", "spec.containers[0].name", "required field is empty"),
-    ("containers: [{name: 3}]", "spec.containers[0].name", "expected a string, got int"),
+    ("containers: [{name: 3}]", "spec.containers[0].name", "expected a string, got number"),
     ("containers: [{name: c, image: [x]}]", "spec.containers[0].image", "expected a string, got list"),
     ("containers: [{name: c, env: {A: b}}]", "spec.containers[0].env", "expected a list, got mapping"),
     ("containers: [{name: c, env: [{name: A, value: 1}]}]", "spec.containers[0].env[0].value",
-     "expected a string, got int"),
+     "expected a string, got number"),
     ("containers: [{name: c, env: [{name: A, value: yes}]}]", "spec.containers[0].env[0].value",
-     "expected a string, got bool"),
+     "expected a string, got boolean"),
     ("containers: [{name: c, env: [{value: x}]}]", "spec.containers[0].env[0].name",
      "required field is missing"),
     ("containers: [{name: c, env: [{name: A, valueFrom: {}}]}]", "spec.containers[0].env[0].valueFrom",
@@ -274,23 +271,23 @@ BAD = [
     ("containers: [{name: c, securityContext: {capabilities: {add: SYS_ADMIN}}}]",
      "spec.containers[0].securityContext.capabilities.add", "expected a list, got string"),
     ("containers: [{name: c, securityContext: {capabilities: {add: [1]}}}]",
-     "spec.containers[0].securityContext.capabilities.add[0]", "expected a string, got int"),
+     "spec.containers[0].securityContext.capabilities.add[0]", "expected a string, got number"),
     ("containers: [{name: c, volumeMounts: [{name: v}]}]", "spec.containers[0].volumeMounts[0].mountPath",
      "required field is missing"),
     ("containers: [{name: c, resources: {limits: [1]}}]", "spec.containers[0].resources.limits",
      "expected a mapping, got list"),
     ("containers: [{name: c, resources: {limits: {1: 1}}}]", "spec.containers[0].resources.limits[1]",
-     "expected a resource name (string), got int"),
+     "expected a resource name (string), got number"),
     ("containers: [{name: c, resources: {limits: {cpu: {}}}}]", "spec.containers[0].resources.limits.cpu",
      "expected a quantity, got mapping"),
     ("containers: [{name: ok}, {name: c, env: [{name: a}, {name: b}, {name: c}, {name: d, value: 7}]}]",
-     "spec.containers[1].env[3].value", "expected a string, got int"),
+     "spec.containers[1].env[3].value", "expected a string, got number"),
     ("initContainers: [{image: x}]", "spec.initContainers[0].name", "required field is missing"),
-    ("ephemeralContainers: 1", "spec.ephemeralContainers", "expected a list, got int"),
+    ("ephemeralContainers: 1", "spec.ephemeralContainers", "expected a list, got number"),
     ("volumes: [{name: v, hostPath: {}}]", "spec.volumes[0].hostPath.path", "required field is missing"),
     ("volumes: [{hostPath: {path: /dev}}]", "spec.volumes[0].name", "required field is missing"),
     ("volumes: [{name: v, hostPath: /dev}]", "spec.volumes[0].hostPath", "expected a mapping, got string"),
-    ("runtimeClassName: 1", "spec.runtimeClassName", "expected a string, got int"),
+    ("runtimeClassName: 1", "spec.runtimeClassName", "expected a string, got number"),
     ("serviceAccountName: [a]", "spec.serviceAccountName", "expected a string, got list"),
     ("nodeName: {a: 1}", "spec.nodeName", "expected a string, got mapping"),
     ("securityContext: []", "spec.securityContext", "expected a mapping, got list"),
@@ -311,7 +308,9 @@ def test_error_paths_inside_templates_and_lists() -> None:
     deploy["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A"}] * 3 + [{"name": "B", "value": 1}]
     with pytest.raises(InputError) as info:
         pods_from_object(deploy, "deploy.yaml#0")
-    assert str(info.value) == "deploy.yaml#0 spec.template.spec.containers[0].env[3].value: expected a string, got int"
+    assert (
+        str(info.value) == "deploy.yaml#0 spec.template.spec.containers[0].env[3].value: expected a string, got number"
+    )
 
     listed = {"apiVersion": "v1", "kind": "List", "items": [deploy]}
     with pytest.raises(InputError, match=r"^l.json#0 items\[0\]\.spec\.template\.spec\.containers\[0\]\.env\[3\]"):
@@ -321,10 +320,10 @@ def test_error_paths_inside_templates_and_lists() -> None:
 @pytest.mark.parametrize(
     ("meta", "path", "message"),
     [
-        ({"name": 1}, "metadata.name", "expected a string, got int"),
+        ({"name": 1}, "metadata.name", "expected a string, got number"),
         ({"name": "p", "namespace": ["a"]}, "metadata.namespace", "expected a string, got list"),
         ({"name": "p", "labels": {"gpu": True}}, "spec.template.metadata.labels.gpu",
-         "expected a string (quote it), got bool"),
+         "expected a string (quote it), got boolean"),
         ({"name": "p", "annotations": "x"}, "spec.template.metadata.annotations",
          "expected a mapping, got string"),
     ],
@@ -344,7 +343,7 @@ def test_metadata_errors(meta: dict[str, Any], path: str, message: str) -> None:
 
 
 def test_wrong_type_on_the_way_to_a_template() -> None:
-    with pytest.raises(InputError, match=r"^d#0 spec.template: expected a mapping, got int"):
+    with pytest.raises(InputError, match=r"^d#0 spec.template: expected a mapping, got number"):
         pods_from_object({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": 42}}, "d#0")
     with pytest.raises(InputError, match=r"^r#0 spec.workerGroupSpecs: expected a list, got mapping"):
         pods_from_object({"apiVersion": "ray.io/v1", "kind": "RayCluster", "spec": {"workerGroupSpecs": {}}}, "r#0")

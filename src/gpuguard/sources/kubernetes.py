@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gpuguard.model.errors import InputError
+from gpuguard.model.errors import InputError, type_name
 from gpuguard.model.pod import (
     Container,
     EnvFromSource,
@@ -146,20 +146,8 @@ class _Path:
         return InputError(f"{self.where} {self.dotted}" if self.dotted else self.where, message)
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, str):
-        return "string"
-    return type(value).__name__
-
-
 def _wrong(path: _Path, expected: str, value: object) -> InputError:
-    return path.error(f"expected {expected}, got {_type_name(value)}")
+    return path.error(f"expected {expected}, got {type_name(value)}")
 
 
 def _required_mapping(value: object, path: _Path) -> Mapping[str, Any]:
