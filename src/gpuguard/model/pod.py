@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gpuguard.model.finding import Location
+
 
 @dataclass(frozen=True, slots=True)
 class ValueRef:
@@ -81,6 +83,16 @@ class Container:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerReference:
+    """An owner of the workload object (how GPU Operator components are recognised)."""
+
+    api_version: str
+    kind: str
+    name: str
+    controller: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
     """A pod or the pod template of a workload, with where it came from."""
 
@@ -97,3 +109,10 @@ class Pod:
     node_name: str | None = None
     # Where in the workload object the pod template sits ("spec.template"; "" for a Pod).
     template_path: str = ""
+    # The carrying object as a finding names it, and where it was read.
+    workload_api_version: str = "v1"
+    workload_namespace: str | None = None
+    workload_annotations: Mapping[str, str] = field(default_factory=dict)
+    workload_labels: Mapping[str, str] = field(default_factory=dict)
+    owner_references: tuple[OwnerReference, ...] = ()
+    location: Location | None = None
