@@ -1,0 +1,1 @@
+"""Rules: each a small unit with a stable id that turns engine decisions into findings."""
