@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpuguard.engine.operator.helm import render_helm_values
 from gpuguard.engine.operator.profile import (
     explicit_profile,
     most_exposed_profile,
     node_profile,
-    render_helm_values,
 )
 from gpuguard.model.errors import InputError
 from gpuguard.model.node import ContainerRuntime, Gpu, NodeProfile, RuntimeHandler
