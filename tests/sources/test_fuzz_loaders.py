@@ -190,6 +190,9 @@ def pods(draw: st.DrawFn) -> tuple[dict[str, Any], Pod]:
         volumes=tuple(Volume(n, host_path=p, kind="hostPath") for n, p in host_paths),
         labels=labels,
         workload_name=name,
+        workload_api_version="v1",
+        workload_namespace=namespace,
+        workload_labels=labels,
     )
     return manifest, expected
 

@@ -116,3 +116,5 @@ class Pod:
     workload_labels: Mapping[str, str] = field(default_factory=dict)
     owner_references: tuple[OwnerReference, ...] = ()
     location: Location | None = None
+    # DRA: names of the pod's spec.resourceClaims (devices requested through ResourceClaims)
+    resource_claims: tuple[str, ...] = ()

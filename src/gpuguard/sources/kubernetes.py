@@ -29,6 +29,7 @@ from gpuguard.model.pod import (
     Container,
     EnvFromSource,
     EnvVar,
+    OwnerReference,
     Pod,
     SecurityContext,
     ValueRef,
@@ -260,6 +261,11 @@ class _Workload:
     kind: str
     name: str
     namespace: str
+    api_version: str = ""
+    explicit_namespace: str | None = None
+    annotations: Mapping[str, str] | None = None
+    labels: Mapping[str, str] | None = None
+    owners: tuple[OwnerReference, ...] = ()
 
 
 def _pods_of_one(obj: Mapping[str, Any], root: _Path) -> list[Pod]:
@@ -269,7 +275,18 @@ def _pods_of_one(obj: Mapping[str, Any], root: _Path) -> list[Pod]:
     meta = _mapping(obj.get("metadata"), root.key("metadata"))
     meta_path = root.key("metadata")
     name = _str(meta, "name", meta_path) or _str(meta, "generateName", meta_path)
-    workload = _Workload(str(obj["kind"]), name, _str(meta, "namespace", meta_path) or "default")
+    namespace = _str(meta, "namespace", meta_path) or None
+    api_version = obj.get("apiVersion")
+    workload = _Workload(
+        str(obj["kind"]),
+        name,
+        namespace or "default",
+        api_version if isinstance(api_version, str) else "",
+        namespace,
+        _string_map(meta.get("annotations"), meta_path.key("annotations")),
+        _string_map(meta.get("labels"), meta_path.key("labels")),
+        _owners(meta.get("ownerReferences"), meta_path.key("ownerReferences")),
+    )
     pods: list[Pod] = []
     several = len(paths) > 1
     for spec_path in paths:
@@ -341,7 +358,35 @@ def _pod(template: Mapping[str, Any], path: _Path, workload: _Workload, role: st
         workload_name=workload.name,
         node_name=node_name or None,
         template_path=path.dotted,
+        workload_api_version=workload.api_version,
+        workload_namespace=workload.explicit_namespace,
+        workload_annotations=workload.annotations or {},
+        workload_labels=workload.labels or {},
+        owner_references=workload.owners,
+        resource_claims=_claim_names(spec.get("resourceClaims"), spec_path.key("resourceClaims")),
     )
+
+
+def _owners(value: object, path: _Path) -> tuple[OwnerReference, ...]:
+    """``metadata.ownerReferences``: how GPU Operator components are told apart."""
+    owners = []
+    for i, item in enumerate(_list(value, path)):
+        ref = _mapping(item, path.index(i))
+        owners.append(
+            OwnerReference(
+                api_version=_str(ref, "apiVersion", path.index(i)),
+                kind=_str(ref, "kind", path.index(i)),
+                name=_str(ref, "name", path.index(i)),
+                controller=_bool(ref, "controller", path.index(i)),
+            )
+        )
+    return tuple(owners)
+
+
+def _claim_names(value: object, path: _Path) -> tuple[str, ...]:
+    """``spec.resourceClaims[*].name`` (DRA device requests)."""
+    items = enumerate(_list(value, path))
+    return tuple(_str(_mapping(item, path.index(i)), "name", path.index(i)) for i, item in items)
 
 
 def _service_account(spec: Mapping[str, Any], path: _Path) -> str:
