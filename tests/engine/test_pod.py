@@ -416,6 +416,13 @@ def test_plan_devices_counts_every_nvidia_resource() -> None:
     assert plan_devices(p, GPUS) == {"a": GPUS[:2]}
 
 
+def test_hami_amounts_are_not_devices() -> None:
+    """HAMi sizes a share of one GPU with nvidia.com/gpumem and gpucores: still one device."""
+    shares = {"nvidia.com/gpu": 1, "nvidia.com/gpumem": 3000, "nvidia.com/gpucores": 30}
+    p = Pod("p", containers=(Container("a", resources=shares),))
+    assert plan_devices(p, GPUS) == {"a": GPUS[:1]}
+
+
 def test_decision_records_the_toolkit_decision() -> None:
     (got,) = decide_pod(pod(), node_a(), image_env=IMAGES)
     assert isinstance(got, ContainerDecision)

@@ -19,7 +19,7 @@ from gpuguard.engine.kubelet.oci import container_spec, host_devices
 from gpuguard.engine.toolkit.decide import decide
 from gpuguard.model.container import ContainerSpec
 from gpuguard.model.decision import ContainerDecision, Decision, Exposure, Step
-from gpuguard.model.node import NVIDIA_RESOURCE_PREFIX, Gpu, NodeProfile, RuntimeHandler
+from gpuguard.model.node import NVIDIA_AMOUNT_RESOURCES, NVIDIA_RESOURCE_PREFIX, Gpu, NodeProfile, RuntimeHandler
 from gpuguard.model.pod import Container, Pod
 from gpuguard.model.version import v
 
@@ -71,10 +71,18 @@ class _Gpus:
 
 
 def requested(container: Container) -> int:
-    """``nvidia.com/*`` extended resources requested (ephemeral containers cannot request any)."""
+    """Devices requested through ``nvidia.com/*`` resources (ephemeral containers cannot request any).
+
+    HAMi's amounts (``nvidia.com/gpumem``, ``gpucores``, ...) size a share of the
+    GPUs counted by ``nvidia.com/gpu``; they are not devices themselves.
+    """
     if container.kind == "ephemeralContainer":
         return 0
-    return sum(n for name, n in container.resources.items() if name.startswith(NVIDIA_RESOURCE_PREFIX))
+    return sum(
+        n
+        for name, n in container.resources.items()
+        if name.startswith(NVIDIA_RESOURCE_PREFIX) and name not in NVIDIA_AMOUNT_RESOURCES
+    )
 
 
 def plan_devices(pod: Pod, gpus: Sequence[Gpu]) -> dict[str, tuple[Gpu, ...] | _Fail]:

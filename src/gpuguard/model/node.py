@@ -15,6 +15,10 @@ from gpuguard.model.toolkit import Toolkit
 from gpuguard.model.version import Version
 
 NVIDIA_RESOURCE_PREFIX = "nvidia.com/"
+# nvidia.com/* resources that measure an amount of a shared GPU (HAMi), not a number of devices.
+NVIDIA_AMOUNT_RESOURCES = frozenset(
+    {"nvidia.com/gpumem", "nvidia.com/gpumem-percentage", "nvidia.com/gpucores", "nvidia.com/priority"}
+)
 
 
 @dataclass(frozen=True, slots=True)
