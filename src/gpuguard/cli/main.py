@@ -13,6 +13,9 @@ import sys
 import click
 
 from gpuguard import __version__
+from gpuguard.cli.audit import audit_command
+from gpuguard.cli.fix import fix_command
+from gpuguard.cli.rules import rules_command
 from gpuguard.cli.simulate import simulate_command
 
 INTERNAL_ERROR = 3
@@ -24,6 +27,9 @@ def cli() -> None:
     """Keep Kubernetes GPU nodes honest: a container that did not ask for a GPU must not get one."""
 
 
+cli.add_command(audit_command)
+cli.add_command(fix_command)
+cli.add_command(rules_command)
 cli.add_command(simulate_command)
 
 

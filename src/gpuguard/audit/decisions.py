@@ -1,0 +1,104 @@
+"""Engine decisions for the audit: image env as assumed, and a memo by container shape.
+
+Decisions are memoised by container shape: the engine reads the pod's
+namespace, runtime class, annotations, volumes and containers, never the
+pod's name unless env refers to it (``fieldRef``, ``envFrom``) or a mount
+uses ``subPath``; those pods are always decided afresh.  Of the env only the
+names the toolkit reads matter, and of a non-GPU image nothing (its env is
+assumed empty), so streams of ordinary workloads hit the memo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Iterator, Mapping
+from typing import Any
+
+from gpuguard.engine.kubelet.env import Objects
+from gpuguard.engine.pod import decide_pod
+from gpuguard.model.decision import ContainerDecision
+from gpuguard.model.node import NodeProfile
+from gpuguard.model.pod import Pod
+from gpuguard.rules.settings import AuditSettings
+
+MEMO_LIMIT = 1024  # shapes kept; the memo is cleared when full, so memory stays flat
+
+
+class ImageEnv(Mapping[str, tuple[str, ...]]):
+    """Image env for the engine: GPU-family images unknown (absent), others assumed empty."""
+
+    def __init__(self, settings: AuditSettings) -> None:
+        self.settings = settings
+        self.seen: dict[str, bool] = {}
+
+    def get(self, image: str, default: Any = None) -> Any:
+        gpu = self.seen.get(image)
+        if gpu is None:
+            gpu = self.seen[image] = self.settings.is_gpu_image(image)
+        return None if gpu else ()
+
+    def __getitem__(self, image: str) -> tuple[str, ...]:
+        value = self.get(image)
+        if value is None:
+            raise KeyError(image)
+        return value  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i, gpu in self.seen.items() if not gpu)
+
+    def __len__(self) -> int:
+        return sum(1 for gpu in self.seen.values() if not gpu)
+
+    def assumed(self) -> int:
+        return len(self)
+
+
+_READ_PREFIXES = ("NVIDIA_", "CUDA_")  # the env the toolkit and the device plugin read
+
+
+def _shape(pod: Pod, images: ImageEnv, swarm: frozenset[str]) -> Hashable | None:
+    """What the engine reads of a pod, less its name; None when the name (or env sources) matter.
+
+    Env entries count only when the toolkit reads them (``NVIDIA_*``,
+    ``CUDA_*``, the swarm resource names), unless a value uses ``$(VAR)``;
+    an image counts only when it is a GPU image family (its env is unknown
+    and the decision names it); other images are assumed to set nothing.
+    """
+    shapes = []
+    for c in pod.containers:
+        if c.env_from or any(m.sub_path for m in c.volume_mounts):
+            return None
+        env = c.env
+        if env:
+            if any(e.value_from is not None for e in env):
+                return None
+            if not any("$(" in e.value for e in env):
+                env = tuple(e for e in env if e.name.startswith(_READ_PREFIXES) or e.name in swarm)
+        image = c.image if images.get(c.image) is None else ""
+        shapes.append((c.name, image, c.kind, env, tuple(c.resources.items()), c.security, c.volume_mounts))
+    annotations = tuple(pod.annotations.items()) if pod.annotations else ()
+    return pod.namespace, pod.runtime_class_name, annotations, pod.volumes, tuple(shapes)
+
+
+class Decisions:
+    """``decide_pod`` on one node, memoised by shape."""
+
+    def __init__(self, node: NodeProfile, images: ImageEnv) -> None:
+        self.node = node
+        self.images = images
+        self.swarm = frozenset(s.strip() for s in node.toolkit.config.swarm_resource.split(",") if s.strip())
+        self.memo: dict[Hashable, tuple[ContainerDecision, ...]] = {}
+
+    def decide(self, pod: Pod, objects: Objects) -> tuple[ContainerDecision, ...]:
+        key = _shape(pod, self.images, self.swarm)
+        if key is None:
+            return decide_pod(pod, self.node, image_env=self.images, objects=objects)
+        cached = self.memo.get(key)
+        if cached is None:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            cached = self.memo[key] = decide_pod(pod, self.node, image_env=self.images, objects=objects)
+            return cached
+        if cached and cached[0].pod == pod.name:
+            return cached
+        return tuple(dataclasses.replace(d, pod=pod.name) for d in cached)

@@ -1,0 +1,141 @@
+"""``gpuguard audit``: find GPU exposure in manifests, GPU Operator settings and toolkit configs.
+
+The report goes to stdout (or ``--output``); progress, input errors and the
+summary line go to stderr.  Exit status: 0 nothing at or above ``--fail-on``;
+1 findings at or above it; 2 a usage error or an input that could not be read
+(the readable rest is still reported; 2 wins over 1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import click
+
+from gpuguard.formats.base import DEFAULT_FORMAT, FORMATS, location_text, summary_line
+from gpuguard.model.errors import InputError
+from gpuguard.model.finding import Severity
+
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+
+
+class UsageFailure(click.ClickException):
+    """Bad options or option files: one line on stderr, exit status 2."""
+
+    exit_code = EXIT_INPUT
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"gpuguard: error: {self.message}", err=True)
+
+
+def _settings(path: str | None) -> object:
+    from gpuguard.rules.settings import AuditSettings, load_settings  # noqa: PLC0415 - lazy: fast startup
+    from gpuguard.sources.documents import load_document  # noqa: PLC0415
+
+    if path is None:
+        return AuditSettings()
+    try:
+        with open(path, "rb") as f:
+            doc = load_document(f.read(), path)
+    except OSError as exc:
+        raise UsageFailure(f"--config {path}: cannot read: {exc.strerror or exc}") from None
+    if isinstance(doc, dict) and "rules" in doc:
+        return load_settings(doc["rules"], f"{path}: rules")
+    return load_settings(doc, path)
+
+
+@click.command("audit")
+@click.argument("paths", nargs=-1, metavar="[PATHS...|-]")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default=DEFAULT_FORMAT, show_default=True,
+              help="Report format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE, not stdout.")
+@click.option("--fail-on", type=click.Choice([s.label for s in Severity]), default="medium", show_default=True,
+              help="Exit 1 when a finding is at or above this severity.")
+@click.option("--include", multiple=True, metavar="GLOB", help="In directories, read only files matching GLOB "
+              "(repeatable; default: *.yaml *.yml *.json *.toml Dockerfile*).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files and folders matching GLOB.")
+@click.option("--operator-version", metavar="VERSION", help="GPU Operator release of the GPU nodes (e.g. 25.3.4).")
+@click.option("--toolkit-version", metavar="VERSION", help="NVIDIA Container Toolkit release on the GPU nodes.")
+@click.option("--profile", "profile", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Node description (YAML, the node: section of simulate's pod form).")
+@click.option("--config", "config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Audit settings YAML: trustedNamespaces, exempt, gpuImages, cdiAnnotationPrefixes.")
+@click.option("--ignore-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Suppressions: rules, paths, resource, reason, expires.")
+@click.option("--baseline", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A previous JSON report: report only findings not in it.")
+@click.option("--no-color", is_flag=True, help="No colour in the table (also: NO_COLOR).")
+def audit_command(
+    *,
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    fail_on: str,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    operator_version: str | None,
+    toolkit_version: str | None,
+    profile: str | None,
+    config: str | None,
+    ignore_file: str | None,
+    baseline: str | None,
+    no_color: bool,
+) -> None:
+    """Audit manifests, GPU Operator settings and toolkit configs for GPU exposure.
+
+    PATHS are files and directories (read recursively), or - for standard
+    input (kubectl get -o yaml, helm template, kustomize build).  Exit status:
+    0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.
+    """
+    from gpuguard.audit.run import AuditOptions, audit  # noqa: PLC0415 - lazy: other commands start fast
+
+    if not paths:
+        if sys.stdin.isatty():
+            raise UsageFailure("give files, directories, or - to read standard input")
+        paths = ("-",)
+    progress = _progress() if sys.stderr.isatty() else None
+    try:
+        settings = _settings(config)
+        report = audit(
+            paths,
+            settings,  # type: ignore[arg-type]
+            AuditOptions(
+                include=include, exclude=exclude, operator_version=operator_version,
+                toolkit_version=toolkit_version, profile=profile, ignore_file=ignore_file, baseline=baseline,
+                progress=progress,
+            ),
+        )  # fmt: skip
+    except InputError as exc:
+        raise UsageFailure(str(exc)) from None
+    if progress is not None:
+        click.echo("\r\033[K", nl=False, err=True)
+    color = fmt == "table" and not no_color and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    data = FORMATS[fmt].render(report, color=color)
+    if output is not None:
+        try:
+            with open(output, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise UsageFailure(f"--output {output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    for error in report.errors:
+        where = location_text(error.location)
+        click.echo(f"gpuguard: error: {where}: {error.message}" if where else f"gpuguard: error: {error.message}",
+                   err=True)
+    click.echo(f"gpuguard: {summary_line(report)}", err=True)
+    if report.errors:
+        sys.exit(EXIT_INPUT)
+    if report.count(Severity.parse(fail_on)):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _progress() -> Callable[[str], None]:
+    def show(text: str) -> None:
+        click.echo(f"\r\033[Kgpuguard: {text}", nl=False, err=True)
+
+    return show
