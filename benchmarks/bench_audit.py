@@ -52,12 +52,12 @@ KINDS = [("Deployment", 30), ("StatefulSet", 6), ("DaemonSet", 3), ("Job", 6), (
 
 def _container(r: random.Random, i: int, j: int) -> list[str]:
     gpu = j == 0 and r.random() < 0.1
-    pool = GPU_IMAGES if (gpu and r.random() < 0.8) or r.random() < 0.01 else IMAGES
+    pool = GPU_IMAGES if ((gpu and r.random() < 0.8) or r.random() < 0.01) and not QUIET else IMAGES
     image = r.choice(pool).format(n=i % 97, v=i % 11)
     lines = [f"- name: c{j}", f"  image: {image}", "  ports:", f"  - containerPort: {8000 + j}"]
     env = [f"  - name: VAR_{k}\n    value: \"{r.choice(['info', 'prod', '30s', 'true', str(k)])}\"" for k in
            range(r.randint(0, 6))]  # fmt: skip
-    roll = r.random()
+    roll = r.random() if not QUIET else 1.0
     if roll < 0.03:
         env.append('  - name: NVIDIA_VISIBLE_DEVICES\n    value: "all"')
     elif roll < 0.06:
@@ -67,7 +67,7 @@ def _container(r: random.Random, i: int, j: int) -> list[str]:
     if env:
         lines.append("  env:")
         lines.extend("\n".join("  " + x for x in e.split("\n")) for e in env)
-    if r.random() < 0.05:
+    if r.random() < 0.05 and not QUIET:
         lines += ["  envFrom:", f"  - configMapRef:\n      name: cfg-{i % 50}"]
     lines += ["  resources:", "    requests:", "      cpu: 100m", "      memory: 128Mi", "    limits:"]
     lines.append("      nvidia.com/gpu: 1" if gpu else "      memory: 256Mi")
@@ -81,7 +81,7 @@ def _pod_spec(r: random.Random, i: int, indent: int) -> list[str]:
         out += _container(r, i, j)
     if r.random() < 0.3:
         out += ["volumes:", "- name: data", "  emptyDir: {}"]
-    if r.random() < 0.01:
+    if r.random() < 0.01 and not QUIET:
         out += ["runtimeClassName: nvidia"]
     return [" " * indent + x for x in "\n".join(out).split("\n")]
 
@@ -117,7 +117,13 @@ def _object(r: random.Random, i: int, kind: str) -> str:
     return "\n".join(body) + "\n"
 
 
-def generate(n: int, seed: int = 7) -> bytes:
+QUIET = False  # set while generating the finding-free variant of the stream
+
+
+def generate(n: int, seed: int = 7, *, quiet: bool = False) -> bytes:
+    """``n`` objects; ``quiet``: the same mix without anything a rule reports."""
+    global QUIET  # noqa: PLW0603 - a benchmark knob, not library code
+    QUIET = quiet
     r = random.Random(seed)
     kinds = [k for k, w in KINDS for _ in range(w)]
     return "---\n".join(_object(r, i, r.choice(kinds)) for i in range(n)).encode()
@@ -211,11 +217,17 @@ def main() -> None:
             checkov_s, _, _ = _run([str(exe), "-f", str(small), "--framework", "kubernetes", "-o", "json", "--quiet"])
             print(f"(b) {args.small} objects: checkov {checkov_s:.2f} s, gpuguard {small_s:.2f} s: "
                   f"{checkov_s / small_s:.1f}x faster (target >= 25x)")
-    print(f"    ({_findings(small)} findings on {args.small} objects)")
-    small_rss = _peak_rss_kib(["audit", "--format", "json", "-o", os.devnull, str(small)])
-    big_rss = _peak_rss_kib(["audit", "--format", "json", "-o", os.devnull, str(big)])
-    print(f"(c) peak RSS: {small_rss / 1024:.1f} MiB on {args.small} objects, {big_rss / 1024:.1f} MiB on "
-          f"{args.objects} ({big_rss / small_rss:.2f}x)")
+    quiet = generate(args.objects, quiet=True)
+    quiet_big, quiet_small = CACHE / f"quiet-{args.objects}.yaml", CACHE / f"quiet-{args.small}.yaml"
+    quiet_big.write_bytes(quiet)
+    quiet_small.write_bytes(b"---\n".join(quiet.split(b"---\n")[: args.small]))
+    del quiet
+    print("(c) peak RSS (whole process), small vs big stream:")
+    for label, a, b in (("the stream", small, big), ("finding-free variant", quiet_small, quiet_big)):
+        rss = [_peak_rss_kib(["audit", "--format", "json", "-o", os.devnull, str(p)]) for p in (a, b)]
+        counts = [_findings(p) for p in (a, b)]
+        print(f"    {label}: {rss[0] / 1024:.1f} MiB on {args.small} objects ({counts[0]} findings), "
+              f"{rss[1] / 1024:.1f} MiB on {args.objects} ({counts[1]} findings): {rss[1] / rss[0]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,18 @@ def test_a_document_over_the_limit_ends_the_file_with_an_error(tmp_path: Path) -
     path.write_text("a: " + "x" * 5000 + "\n")
     (error,) = list(read_windows(str(path), window=1000, max_bytes=2000))
     assert not isinstance(error, Window) and "larger than the limit" in error.message
+
+
+def test_deferred_pods_are_bounded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gpuguard.audit import run
+
+    monkeypatch.setattr(run, "MAX_DEFERRED", 2)
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p%d, namespace: t}\nspec:\n  containers:\n  - name: c\n"
+           "    image: busybox\n    envFrom: [{configMapRef: {name: late}}]\n")
+    late = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: t}\n" \
+           "data: {NVIDIA_VISIBLE_DEVICES: all}\n"
+    (tmp_path / "s.yaml").write_text("---\n".join([*(pod % i for i in range(4)), late]))
+    _, report, _ = audit_json(str(tmp_path))
+    rules = {f["resource"]["name"]: f["rule_id"] for f in report["findings"]}
+    assert rules == {"p0": "GG108", "p1": "GG108", "p2": "GG101", "p3": "GG101"}
+    assert any("2 pods were judged before" in n for n in report["profile"]["notes"])

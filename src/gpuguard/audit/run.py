@@ -7,8 +7,9 @@ memory does not grow with the number of documents.  Before it, a pre-scan
 
 ConfigMaps and Secrets seen so far resolve env references at once; a pod
 that refers to one not seen yet is deferred to the end of the stream (only
-those pods are held), when every env source in the inputs is known; one
-still missing then leaves the variable unknown, never empty.
+those pods are held, at most ``MAX_DEFERRED``: beyond that the oldest is
+judged with what is known), when every env source in the inputs is known;
+one still missing then leaves the variable unknown, never empty.
 
 Files are read in windows cut at ``---`` lines (``sources.inputs``);
 documents of kinds that are not judged are counted without being built
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -31,7 +32,7 @@ from gpuguard.audit.suppress import Suppressor, read_baseline, read_ignore_file
 from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Exempt, Finding, Location, ReadError, Resource, RuleInfo
 from gpuguard.model.node import NodeProfile
-from gpuguard.model.pod import OwnerReference, Pod
+from gpuguard.model.pod import Pod
 from gpuguard.model.report import Report
 from gpuguard.rules import RULES, check_advisories, check_node, check_pod, check_toolkit_config
 from gpuguard.rules.settings import AuditSettings
@@ -43,6 +44,9 @@ from gpuguard.sources.kubernetes import pods_from_object
 
 _REF_KIND = {"configMapKeyRef": "ConfigMap", "secretKeyRef": "Secret", "configMapRef": "ConfigMap",
              "secretRef": "Secret"}
+
+
+MAX_DEFERRED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,9 @@ class _Run:
     findings: list[Finding] = field(default_factory=list)
     exempt: list[Exempt] = field(default_factory=list)
     errors: list[ReadError] = field(default_factory=list)
-    deferred: list[tuple[Pod, Any]] = field(default_factory=list)
+    deferred: deque[tuple[Pod, Any]] = field(default_factory=deque)
+    early: int = 0  # deferred pods judged before the end because too many were waiting
+    progress: Callable[[str], None] | None = None
     skipped: Counter[str] = field(default_factory=Counter)
     objects: int = 0
     warnings: int = 0
@@ -99,47 +105,22 @@ def _unknown_refs(pod: Pod, known: Mapping[tuple[str, str, str], object]) -> boo
     return False
 
 
-def _str_map(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
-
-
-def _owners(meta: Mapping[str, Any]) -> tuple[OwnerReference, ...]:
-    refs = meta.get("ownerReferences")
-    if not isinstance(refs, list):
-        return ()
-    return tuple(
-        OwnerReference(str(r.get("apiVersion") or ""), str(r.get("kind") or ""), str(r.get("name") or ""),
-                       r.get("controller") is True)
-        for r in refs
-        if isinstance(r, Mapping)
-    )
-
-
 def _workload(run: _Run, item: Mapping[str, Any], where: str, item_path: str, location: Location) -> None:
-    pods = pods_from_object(item, where, path=item_path)
-    if not pods:
-        return
-    meta = item.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
-    api_version = str(item.get("apiVersion")) if isinstance(item.get("apiVersion"), str) else "v1"
-    annotations = _str_map(meta.get("annotations"))
-    labels = _str_map(meta.get("labels"))
-    owners = _owners(meta)
-    resource = Resource(str(api_version), pods[0].workload_kind, namespace or pods[0].namespace,
-                        pods[0].workload_name)
-    for template in pods:
-        pod = dataclasses.replace(
-            template, workload_api_version=api_version, workload_namespace=namespace, workload_annotations=annotations,
-            workload_labels=labels, owner_references=owners, location=location,
-        )  # fmt: skip
-        annotation, problem = run.suppressor.object_rules(resource, (annotations, pod.annotations), location)
+    """Every pod template of one workload object: suppressions, deferral, decisions and rules."""
+    for template in pods_from_object(item, where, path=item_path):
+        pod = dataclasses.replace(template, location=location)
+        resource = Resource(pod.workload_api_version or "v1", pod.workload_kind,
+                            pod.workload_namespace or pod.namespace, pod.workload_name)
+        annotation, problem = run.suppressor.object_rules(
+            resource, (pod.workload_annotations, pod.annotations), location
+        )
         if problem is not None and problem not in run.errors:
             run.errors.append(problem)
         if _unknown_refs(pod, run.env_objects):
             run.deferred.append((pod, annotation))
+            if len(run.deferred) > MAX_DEFERRED:  # bounded memory: judge the oldest with what is known
+                run.check(*run.deferred.popleft())
+                run.early += 1
         else:
             run.check(pod, annotation)
 
@@ -171,6 +152,8 @@ def _stream(run: _Run, path: str, stdin: BinaryIO | None) -> None:
         if isinstance(window, ReadError):
             run.errors.append(window)
             return
+        if run.progress is not None and window.line:
+            run.progress(f"{name}: line {window.line}, {run.objects} objects, {len(run.findings)} findings")
         fmt: Literal["auto", "yaml"] = "auto" if window.json else "yaml"
         docs = load_documents(
             window.data, name, format=fmt, start_line=window.line, start_index=count, keep_kind=wanted_kind
@@ -251,7 +234,8 @@ def _audit(
     choice = choose(found, operator_version=options.operator_version, toolkit_version=options.toolkit_version,
                     profile_file=options.profile, read=lambda p: _bytes(read_input(p), "--profile"))
     decisions = Decisions(choice.node, ImageEnv(settings))
-    run = _Run(choice.node, settings, suppressor, decisions, errors=[*errors, *found.errors, *choice.errors])
+    run = _Run(choice.node, settings, suppressor, decisions, errors=[*errors, *found.errors, *choice.errors],
+               progress=options.progress)
     for n, path in enumerate(files, start=1):
         if is_toml(path):
             pass  # read by the pre-scan: node settings
@@ -265,6 +249,9 @@ def _audit(
     run.deferred.clear()
     _node_findings(run, choice)
     notes = list(choice.summary.notes)
+    if run.early:
+        notes.append(f"{run.early} pods were judged before the ConfigMap/Secret their env uses was read (more than "
+                     f"{MAX_DEFERRED} were waiting); put env sources before workloads to resolve them")
     if assumed := run.decisions.images.assumed():
         notes.append(f"{assumed} images assumed not to set NVIDIA_VISIBLE_DEVICES (not inspected)")
     if run.warnings:

@@ -1,8 +1,8 @@
 """The ``gpuguard`` command line: thin faces over one engine.
 
 Reports go to stdout; errors, progress and summaries to stderr. Exit status:
-0 ran, 2 bad input, 3 an internal error (a bug: one line, no traceback unless
-``GPUGUARD_DEBUG=1``).
+0 ran, 1 ``audit`` found something at or above ``--fail-on``, 2 bad input,
+3 an internal error (a bug: one line, no traceback unless ``GPUGUARD_DEBUG=1``).
 """
 
 from __future__ import annotations

@@ -88,13 +88,14 @@ def _excluded(path: str, exclude: tuple[str, ...]) -> bool:
     return _matches(name, path, exclude) or any(fnmatch.fnmatch(path, f"*/{p}/*") for p in exclude)
 
 
-def spool_stdin(max_bytes: int = MAX_BYTES) -> BinaryIO:
-    """Standard input in a temporary file (in memory while small), so it can be read twice."""
+def spool_stdin() -> BinaryIO:
+    """Standard input in a temporary file (in memory while small), so it can be read twice.
+
+    Not capped: it is read back in windows, and each document has its own size limit.
+    """
     spool = tempfile.SpooledTemporaryFile(max_size=WINDOW)  # noqa: SIM115 - the caller closes it
     while chunk := sys.stdin.buffer.read(WINDOW):
         spool.write(chunk)
-        if spool.tell() > max_bytes:
-            break
     spool.seek(0)
     return spool  # type: ignore[return-value]
 
