@@ -9,8 +9,9 @@ import pytest
 from gpuguard.rules import RULES
 from tests.audit.helpers import EXAMPLES, audit, audit_json, rules_by_object
 
+# Exactly the rules each example must raise (typed from the research notes, gpu_operator §4 and §9).
 EXPECTED = {
-    "Deployment/alice-notebook": {"GG101", "GG108"},  # GG101, or GG108 while the CUDA image is not inspected
+    "Deployment/alice-notebook": {"GG101"},
     "Job/resnet-train": {"GG102"},
     "Pod/node-debugger-gpu-worker-3": {"GG103", "GG104"},
     "StatefulSet/feature-extractor": {"GG107"},
@@ -20,9 +21,10 @@ EXPECTED = {
     "Deployment/llama-serving": {"GG108"},
     "CronJob/nightly-report": {"GG101"},
     "ClusterPolicy/cluster-policy": {"GG201", "GG202", "GG206", "GG301"},
-    "values-24.9.2.yaml": {"GG205", "GG301"},
-    "values-hardening-half-done.yaml": {"GG203"},
-    "config.toml": {"GG204"},
+    "values-24.9.2.yaml": {"GG202", "GG205", "GG206", "GG301"},
+    "values-hardening-half-done.yaml": {"GG203", "GG206", "GG301"},
+    # a config.toml shows the toolkit only: nothing about the device plugin or the default runtime
+    "config.toml": {"GG201", "GG204"},
 }
 SAFE = (
     "Deployment/bob-notebook",
@@ -47,11 +49,7 @@ def test_every_rule_fires_on_the_examples(examples: tuple[int, dict, str]) -> No
 
 @pytest.mark.parametrize(("obj", "rules"), sorted(EXPECTED.items()))
 def test_each_example_gets_its_rules(examples: tuple[int, dict, str], obj: str, rules: set[str]) -> None:
-    found = rules_by_object(examples[1]).get(obj, set())
-    if obj == "Deployment/alice-notebook":
-        assert found & rules
-    else:
-        assert rules <= found, found
+    assert rules_by_object(examples[1]).get(obj, set()) == rules
 
 
 @pytest.mark.parametrize("obj", SAFE)

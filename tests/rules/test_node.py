@@ -8,7 +8,7 @@ import pytest
 
 from gpuguard.engine.operator.profile import explicit_profile
 from gpuguard.engine.toolkit.config import config_from_toml
-from gpuguard.model.finding import Location, Resource
+from gpuguard.model.finding import Location, Resource, Severity
 from gpuguard.model.node import NodeProfile
 from gpuguard.model.version import v
 from gpuguard.rules.node import check_node, check_toolkit_config
@@ -118,6 +118,18 @@ def test_gg205_names_the_dropped_value_and_where() -> None:
     text = _one(node, "GG205")
     assert "DEVICE_LIST_STRATEGY=volume-mounts" in text and "clusterPolicy.spec.devicePlugin.env[0]" in text
     assert "envvar,cdi-annotations" in text
+
+
+@pytest.mark.parametrize(
+    ("make_node", "severity"),
+    [
+        (lambda: operator_node("25.3.4"), Severity.MEDIUM),  # env accepted: an image's "all" is enough
+        (hardened_legacy, Severity.LOW),  # env refused from unprivileged containers: only privileged ones remain
+    ],
+)
+def test_gg206_severity_follows_the_env_gate(make_node: Callable[[], NodeProfile], severity: Severity) -> None:
+    (finding,) = [f for f in check_node(make_node(), resource=None, location=None) if f.rule_id == "GG206"]
+    assert finding.severity is severity
 
 
 def test_gg206_on_cdi_default_says_remove_the_override() -> None:

@@ -58,7 +58,7 @@ class Found:
 class NodeCheck:
     """A node-level rule run: which check, on which node, for what object or file."""
 
-    check: str  # "node" | "toolkit_config" | "advisories"
+    check: str  # "node" | "toolkit_node" (toolkit rules only) | "toolkit_config" | "advisories"
     node: NodeProfile
     resource: Resource | None
     location: Location
@@ -195,7 +195,8 @@ def choose(
         source = f"config.toml ({found.tomls[0][1].path})" if found.tomls else f"--toolkit-version {toolkit_version}"
         notes.append("device plugin and container runtime not given: assumed the most exposed common setup")
         if not found.tomls:
-            checks += [NodeCheck("node", _with_toolkit_version(node, tk_version), None, Location("--toolkit-version")),
+            checks += [NodeCheck("toolkit_node", _with_toolkit_version(node, tk_version), None,
+                                 Location("--toolkit-version")),
                        NodeCheck("advisories", _with_toolkit_version(node, tk_version), None,
                                  Location("--toolkit-version"))]
     else:
@@ -217,7 +218,8 @@ def choose(
             continue
         with_toml = dataclasses.replace(base, toolkit=Toolkit(base.toolkit.version, config, base.toolkit.platform),
                                         assumed=False)
-        checks += [NodeCheck("toolkit_config", with_toml, None, at, config), NodeCheck("node", with_toml, None, at)]
+        checks += [NodeCheck("toolkit_config", with_toml, None, at, config),
+                   NodeCheck("toolkit_node", with_toml, None, at)]
         if i == 0 and profile_file is None:
             node = with_toml
             if "config.toml" not in source:

@@ -35,6 +35,7 @@ from gpuguard.model.node import NodeProfile
 from gpuguard.model.pod import Pod
 from gpuguard.model.report import Report
 from gpuguard.rules import RULES, check_advisories, check_node, check_pod, check_toolkit_config
+from gpuguard.rules.node import TOOLKIT_FILE_RULES
 from gpuguard.rules.settings import AuditSettings
 from gpuguard.sources.classify import Category, classify, env_source, is_dockerfile, is_toml, wanted_kind
 from gpuguard.sources.documents import load_documents
@@ -192,6 +193,9 @@ def _node_check(check: NodeCheck) -> Sequence[Finding]:
     found: Sequence[Finding]
     if check.check == "node":
         found = check_node(check.node, resource=check.resource, location=check.location)
+    elif check.check == "toolkit_node":
+        # A config.toml says how the toolkit behaves, nothing about the device plugin or the runtime.
+        found = check_node(check.node, resource=None, location=check.location, only=TOOLKIT_FILE_RULES)
     elif check.check == "toolkit_config":
         found = check_toolkit_config(check.config, check.location)
     else:

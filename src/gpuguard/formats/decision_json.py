@@ -22,10 +22,16 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
         "cdi_devices": None if decision.cdi_devices is None else list(decision.cdi_devices),
         "error": decision.error,
         "imex_channels": None if decision.imex_channels is None else list(decision.imex_channels),
-        "unknown": None if not decision.unknown else list(decision.unknown),
+        "unknown": _unknown(decision),
         "exposure": decision.exposure.value,
         "trail": [step.as_dict() for step in decision.trail],
     }
+
+
+def _unknown(decision: Decision) -> list[str] | None:
+    """Every unknown input: those that could change the GPUs, then those that could change only IMEX."""
+    reasons = [*(decision.unknown or ()), *(decision.imex_unknown or ())]
+    return reasons or None
 
 
 def container_decision_dict(decision: ContainerDecision) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def decision_text(decision: Decision) -> str:
         lines.append(f"fails:         {decision.error}")
     for reason in decision.unknown or ():
         lines.append(f"unknown:       {reason}")
+    for reason in decision.imex_unknown or ():
+        lines.append(f"unknown (IMEX channels only): {reason}")
     lines.append("why:")
     lines.extend(_trail_lines(decision.trail))
     return "\n".join(lines) + "\n"

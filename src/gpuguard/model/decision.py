@@ -46,6 +46,8 @@ class Decision:
     error: str | None = None
     imex_channels: tuple[str, ...] | None = None
     unknown: tuple[str, ...] | None = None
+    # Unknown inputs that can change only ``imex_channels``, never which GPUs are seen.
+    imex_unknown: tuple[str, ...] | None = None
     trail: tuple[Step, ...] = field(default=())
 
     @property

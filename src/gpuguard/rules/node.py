@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gpuguard.engine.operator import releases as r
 from gpuguard.model.decision import Step
-from gpuguard.model.finding import Finding, Location, Resource
+from gpuguard.model.finding import Finding, Location, Resource, Severity
 from gpuguard.model.node import NodeProfile
 from gpuguard.model.toolkit import ToolkitConfig
 from gpuguard.rules.registry import rule
@@ -163,6 +163,7 @@ class NodeRule:
     message: Callable[[_Ctx], str]
     steps: Callable[[_Ctx], tuple[Step, ...]]
     remedy: Callable[[_Ctx], str]
+    severity: Callable[[_Ctx], Severity | None] = lambda ctx: None  # None: the rule's own severity
 
 
 def _step(ctx: _Ctx, rule_id: str, key: str, says: str) -> Step:
@@ -255,10 +256,21 @@ def _default_runtime_message(ctx: _Ctx) -> str:
         return (
             "cri-o runs the NVIDIA OCI hook for every container (hook mode): every container goes through the toolkit."
         )
+    if not ctx.node.toolkit.config.accept_envvar_unprivileged:
+        return (
+            f"The NVIDIA runtime ({ctx.node.runtime.default_handler}) is the node's default runtime: every container "
+            "goes through the toolkit. Env requests are refused from unprivileged containers, so only privileged or "
+            "SYS_ADMIN containers can take GPUs with NVIDIA_VISIBLE_DEVICES alone."
+        )
     return (
         f"The NVIDIA runtime ({ctx.node.runtime.default_handler}) is the node's default runtime: every container "
         "goes through the toolkit, so an image's NVIDIA_VISIBLE_DEVICES=all alone can bring every GPU."
     )
+
+
+def _default_runtime_severity(ctx: _Ctx) -> Severity | None:
+    """Low once env requests are refused from unprivileged containers: only privileged ones remain."""
+    return None if ctx.node.toolkit.config.accept_envvar_unprivileged else Severity.LOW
 
 
 def _default_runtime_remedy(ctx: _Ctx) -> str:
@@ -331,6 +343,7 @@ NODE_RULES: tuple[NodeRule, ...] = (
             ),
         ),
         _default_runtime_remedy,
+        _default_runtime_severity,
     ),
 )
 
@@ -347,18 +360,30 @@ def _origin_steps(node: NodeProfile, rule_id: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def check_node(node: NodeProfile, *, resource: Resource | None, location: Location | None) -> list[Finding]:
-    """GG201, GG202, GG203, GG205, GG206 for one effective node profile."""
+# What a toolkit config.toml alone can show: how the toolkit treats env requests.
+TOOLKIT_FILE_RULES = frozenset({"GG201"})
+
+
+def check_node(
+    node: NodeProfile,
+    *,
+    resource: Resource | None,
+    location: Location | None,
+    only: frozenset[str] | None = None,
+) -> list[Finding]:
+    """GG201, GG202, GG203, GG205, GG206 for one effective node profile (or the rules in ``only``)."""
     ctx = _Ctx(node, node_facts(node))
     findings: list[Finding] = []
     for node_rule in NODE_RULES:
+        if only is not None and node_rule.id not in only:
+            continue
         if not node_rule.applies(ctx):
             continue
         info = rule(node_rule.id)
         findings.append(
             Finding(
                 rule_id=info.id,
-                severity=info.severity,
+                severity=node_rule.severity(ctx) or info.severity,
                 message=node_rule.message(ctx),
                 remediation=node_rule.remedy(ctx),
                 resource=resource,

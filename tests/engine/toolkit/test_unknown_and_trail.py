@@ -33,12 +33,6 @@ SECRET = {"NVIDIA_VISIBLE_DEVICES": "secretKeyRef gpu/ids"}
             None,
         ),
         (
-            "image-env-imex-1.17",
-            "1.17.8",
-            {"env": ("NVIDIA_VISIBLE_DEVICES=GPU0",), "image_env_unknown": "x"},
-            "NVIDIA_IMEX_CHANNELS",
-        ),
-        (
             "image-env-swarm",
             "1.14.0",
             {
@@ -71,6 +65,15 @@ def test_unknown(name: str, version: str, kwargs: dict[str, object], unknown_has
         assert d.unknown is not None
         assert any(unknown_has in u for u in d.unknown)
         assert d.exposure is Exposure.UNKNOWN
+
+
+def test_an_unknown_imex_variable_leaves_the_gpus_decided() -> None:
+    """The image may set NVIDIA_IMEX_CHANNELS: the channels are unknown, the GPU request is not."""
+    d = run("1.17.8", ("NVIDIA_VISIBLE_DEVICES=GPU0",), image_env_unknown="x")
+    assert d.unknown is None
+    assert d.imex_unknown is not None
+    assert any("NVIDIA_IMEX_CHANNELS" in u for u in d.imex_unknown)
+    assert d.exposure is Exposure.DEVICES
 
 
 def test_failure_only_unknown_is_noted_in_the_trail() -> None:

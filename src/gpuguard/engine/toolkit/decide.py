@@ -95,7 +95,10 @@ def _fail_env(ctx: Ctx, bad: str, mode: str) -> Decision:
 
 def _finish(ctx: Ctx, devices: tuple[str, ...] | None, mode: str, **kw: object) -> Decision:
     unknown = tuple(ctx.unknown) if ctx.unknown else None
-    return Decision(devices, mode, unknown=unknown, trail=tuple(ctx.steps), **kw)  # type: ignore[arg-type]
+    imex_unknown = tuple(ctx.imex_unknown) if ctx.imex_unknown else None
+    return Decision(
+        devices, mode, unknown=unknown, imex_unknown=imex_unknown, trail=tuple(ctx.steps), **kw  # type: ignore[arg-type]
+    )
 
 
 # --- the legacy hook ---------------------------------------------------------------------------------

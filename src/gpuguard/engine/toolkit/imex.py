@@ -22,7 +22,7 @@ def imex_channels(ctx: Ctx) -> tuple[str, ...] | None:
         # v1.15.0:cmd/nvidia-container-runtime-hook/container_config.go getImexChannels: the raw value,
         # no privilege gate, passed as --imex-channel=<value> when non-empty (v1.15.0-rc.4..v1.16.x).
         value = env.get(IMEX)
-        ctx.mark_unknown((IMEX,))
+        ctx.mark_unknown((IMEX,), imex=True)
         if not value:
             return None
         ctx.step("toolkit.imex", read, f"--imex-channel={value} (no privilege gate before v1.17.0)")
@@ -47,9 +47,9 @@ def imex_channels(ctx: Ctx) -> tuple[str, ...] | None:
         result = None
     gate_open = ctx.privileged or cfg.accept_envvar_unprivileged
     if gate_open:
-        ctx.mark_unknown((IMEX,))
+        ctx.mark_unknown((IMEX,), imex=True)
         if value is None and not b.imex_drop_bare_all:
-            ctx.mark_unknown(("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA"))  # the legacy-image "all" still counts
+            ctx.mark_unknown(("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA"), imex=True)  # the legacy-image "all" counts
     if result is None:
         return None
     if not gate_open:

@@ -38,6 +38,8 @@ class Ctx:
     unknown: list[str] = field(default_factory=list)
     legacy: bool = False  # legacy CUDA image (CUDA_VERSION set, NVIDIA_REQUIRE_CUDA empty)
     auto_cdi: bool | None = None  # memo of the v1.14–1.17 auto→cdi check (runtime and hook agree)
+    # Unknowns that can change only the IMEX channels, not which GPUs the container gets.
+    imex_unknown: list[str] = field(default_factory=list)
 
     def step(self, rule: str, read: str, says: str) -> None:
         self.steps.append(Step(rule, read, says))
@@ -51,13 +53,14 @@ class Ctx:
             return f"{name} may be set by the image: {spec.image_env_unknown}"
         return None
 
-    def mark_unknown(self, names: tuple[str, ...] | list[str]) -> None:
+    def mark_unknown(self, names: tuple[str, ...] | list[str], *, imex: bool = False) -> None:
         if not self.spec.unknown_env and self.spec.image_env_unknown is None:
             return
+        into = self.imex_unknown if imex else self.unknown
         for name in names:
             why = self.unknown_why(name)
-            if why is not None and why not in self.unknown:
-                self.unknown.append(why)
+            if why is not None and why not in into:
+                into.append(why)
 
     def conf(self, key: str, value: object) -> str:
         shown = str(value).lower() if isinstance(value, bool) else f'"{value}"'
