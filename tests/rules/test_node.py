@@ -180,3 +180,15 @@ def test_gg204_one_finding_per_ignored_key() -> None:
 
 def test_gg204_safe_twin_keys_at_the_top() -> None:
     assert check_toolkit_config(config_from_toml(_toml(AT_TOP), v("1.17.8")), Location("config.toml")) == []
+
+
+def test_gg204_findings_in_one_file_have_distinct_fingerprints() -> None:
+    """A baseline must be able to keep one misplaced key and still report another."""
+    doc = _toml(
+        "[nvidia-ctk]\n"
+        "accept-nvidia-visible-devices-envvar-when-unprivileged = false\n"
+        "accept-nvidia-visible-devices-as-volume-mounts = true\n"
+    )
+    found = check_toolkit_config(config_from_toml(doc, v("1.17.8")), Location("config.toml"))
+    assert len(found) == 2
+    assert len({f.fingerprint for f in found}) == 2

@@ -80,13 +80,15 @@ class Finding:
     location: Location | None = None
     trail: tuple[Step, ...] = field(default=())
     decision: ContainerDecision | None = None  # the engine's answer behind a container finding
+    subject: str | None = None  # what within the object, when one object can hold several (a config key)
 
     @property
     def fingerprint(self) -> str:
-        """Stable identity for baselines: rule, object and container, not line numbers or wording."""
+        """Stable identity for baselines: rule, object, container and subject, not line numbers or wording."""
         r = self.resource
         obj = f"{r.kind}/{r.namespace or ''}/{r.name}" if r else (self.location.path if self.location else "")
-        return f"{self.rule_id}|{obj}|{self.container or ''}"
+        base = f"{self.rule_id}|{obj}|{self.container or ''}"
+        return f"{base}|{self.subject}" if self.subject else base
 
 
 @dataclass(frozen=True, slots=True)

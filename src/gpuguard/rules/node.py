@@ -411,6 +411,7 @@ def check_toolkit_config(config: ToolkitConfig, location: Location) -> list[Find
                 remediation=remedy,
                 location=location,
                 trail=(Step(info.id, f"config {key.path}{shown}", key.why),),
+                subject=key.path,
             )
         )
     return findings
