@@ -14,37 +14,10 @@ from collections.abc import Callable
 
 import click
 
+from gpuguard.cli.options import EXIT_FINDINGS, EXIT_INPUT, UsageFailure, input_and_node_options, load_audit_settings
 from gpuguard.formats.base import DEFAULT_FORMAT, FORMATS, location_text, summary_line
 from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Severity
-
-EXIT_FINDINGS = 1
-EXIT_INPUT = 2
-
-
-class UsageFailure(click.ClickException):
-    """Bad options or option files: one line on stderr, exit status 2."""
-
-    exit_code = EXIT_INPUT
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"gpuguard: error: {self.message}", err=True)
-
-
-def _settings(path: str | None) -> object:
-    from gpuguard.rules.settings import AuditSettings, load_settings  # noqa: PLC0415 - lazy: fast startup
-    from gpuguard.sources.documents import load_document  # noqa: PLC0415
-
-    if path is None:
-        return AuditSettings()
-    try:
-        with open(path, "rb") as f:
-            doc = load_document(f.read(), path)
-    except OSError as exc:
-        raise UsageFailure(f"--config {path}: cannot read: {exc.strerror or exc}") from None
-    if isinstance(doc, dict) and "rules" in doc:
-        return load_settings(doc["rules"], f"{path}: rules")
-    return load_settings(doc, path)
 
 
 @click.command("audit")
@@ -54,15 +27,7 @@ def _settings(path: str | None) -> object:
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE, not stdout.")
 @click.option("--fail-on", type=click.Choice([s.label for s in Severity]), default="medium", show_default=True,
               help="Exit 1 when a finding is at or above this severity.")
-@click.option("--include", multiple=True, metavar="GLOB", help="In directories, read only files matching GLOB "
-              "(repeatable; default: *.yaml *.yml *.json *.toml Dockerfile*).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files and folders matching GLOB.")
-@click.option("--operator-version", metavar="VERSION", help="GPU Operator release of the GPU nodes (e.g. 25.3.4).")
-@click.option("--toolkit-version", metavar="VERSION", help="NVIDIA Container Toolkit release on the GPU nodes.")
-@click.option("--profile", "profile", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Node description (YAML, the node: section of simulate's pod form).")
-@click.option("--config", "config", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Audit settings YAML: trustedNamespaces, exempt, gpuImages, cdiAnnotationPrefixes.")
+@input_and_node_options
 @click.option("--ignore-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Suppressions: rules, paths, resource, reason, expires.")
 @click.option("--baseline", type=click.Path(dir_okay=False), metavar="FILE",
@@ -98,7 +63,7 @@ def audit_command(
         paths = ("-",)
     progress = _progress() if sys.stderr.isatty() else None
     try:
-        settings = _settings(config)
+        settings = load_audit_settings(config)
         report = audit(
             paths,
             settings,  # type: ignore[arg-type]

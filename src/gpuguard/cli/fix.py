@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import click
 
-from gpuguard.cli.audit import EXIT_FINDINGS, EXIT_INPUT, UsageFailure, _settings
+from gpuguard.cli.options import EXIT_FINDINGS, EXIT_INPUT, UsageFailure, input_and_node_options, load_audit_settings
 from gpuguard.model.errors import InputError
 from gpuguard.model.report import Report
 
@@ -36,24 +36,7 @@ STDIN_PATHS = ("-", "<stdin>")
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Plan format."
 )
 @click.option("--kustomize", is_flag=True, help="Also print strategic-merge patches for the workloads.")
-@click.option("--include", multiple=True, metavar="GLOB", help="In directories, read only files matching GLOB.")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files and folders matching GLOB.")
-@click.option("--operator-version", metavar="VERSION", help="GPU Operator release of the GPU nodes (e.g. 25.3.4).")
-@click.option("--toolkit-version", metavar="VERSION", help="NVIDIA Container Toolkit release on the GPU nodes.")
-@click.option(
-    "--profile",
-    "profile",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Node description (YAML, the node: section of simulate's pod form).",
-)
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Audit settings YAML: trustedNamespaces, exempt, gpuImages, cdiAnnotationPrefixes.",
-)
+@input_and_node_options
 def fix_command(
     *,
     paths: tuple[str, ...],
@@ -86,7 +69,7 @@ def fix_command(
     stdin = sys.stdin.buffer.read() if "-" in paths else None
     if write and stdin is not None:
         raise UsageFailure("--write edits files in place; standard input cannot be written (drop --write)")
-    settings = _settings(config)
+    settings = load_audit_settings(config)
     options = AuditOptions(include=include, exclude=exclude, operator_version=operator_version,
                            toolkit_version=toolkit_version, profile=profile, stdin=stdin)  # fmt: skip
     try:

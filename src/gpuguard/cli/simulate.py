@@ -8,6 +8,7 @@ from typing import BinaryIO
 import click
 import orjson
 
+from gpuguard.cli.options import UsageFailure
 from gpuguard.engine.pod import decide_pod
 from gpuguard.engine.toolkit.decide import decide
 from gpuguard.formats.decision_json import container_decision_dict, decision_dict, dumps
@@ -18,15 +19,6 @@ from gpuguard.sources.pod_question import is_pod_question, read_pod_question
 from gpuguard.sources.simulate_input import read_question
 
 MAX_INPUT = 32 * 1024 * 1024
-
-
-class UsageFailure(click.ClickException):
-    """Bad input: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"gpuguard: error: {self.message}", err=True)
 
 
 @click.command("simulate")
