@@ -1,0 +1,1 @@
+"""Image configs from OCI registries, local OCI layouts and archives, with an on-disk cache."""
