@@ -85,6 +85,28 @@ class NriPlugin:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvOverride:
+    """A user's env entry that the operator replaced (23.3.0-25.3.2: the CDI transform runs last)."""
+
+    container: str  # "toolkit" | "devicePlugin"
+    name: str
+    user_value: str
+    user_where: str  # e.g. "clusterPolicy.spec.devicePlugin.env[0]"
+    effective: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorState:
+    """The GPU Operator switches that decide the node, as the operator reads them."""
+
+    cdi_enabled: bool = False
+    cdi_default: bool = False
+    toolkit_enabled: bool = True
+    overrides: tuple[EnvOverride, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NodeProfile:
     """Everything the engine needs to know about one GPU node."""
 
@@ -99,3 +121,4 @@ class NodeProfile:
     assumed: bool = False  # True when nothing was known and the most exposed setup was assumed
     # Settings that could not be known (a host-installed toolkit), setting -> why; never read as safe.
     unknown: Mapping[str, str] = field(default_factory=dict)
+    operator: OperatorState | None = None  # None when no GPU Operator renders this node

@@ -46,7 +46,7 @@ def node_facts(node: NodeProfile) -> NodeFacts:
     handlers = runtime.handlers
     default = runtime.handlers.get(runtime.default_handler)
     op = node.operator_version
-    cdi_enabled = node.origin.get("cdi.enabled", "").startswith("true")
+    cdi_enabled = node.operator is not None and node.operator.cdi_enabled
     mode = config.mode
     if mode == "auto":
         mode = "jit-cdi" if node.toolkit.version >= JIT_CDI_DEFAULT else "legacy"
@@ -211,19 +211,16 @@ def _gg202_remedy(ctx: _Ctx) -> str:
 
 def _overwritten(ctx: _Ctx) -> tuple[str, str] | None:
     """(user's value, where) when the operator's CDI transform replaced a user DEVICE_LIST_STRATEGY."""
-    if not ctx.facts.overwrites_strategy:
-        return None
-    origin = ctx.origin(_DLS)
-    marker = "(overrides "
-    if "forced by operator" not in origin or marker not in origin:
-        return None
-    inner = origin[origin.rindex(marker) + len(marker) :].rstrip(")")
-    where, sep, value = inner.rpartition("=")
-    if not sep or ".devicePlugin.env[" not in where:
+    if not ctx.facts.overwrites_strategy or ctx.node.operator is None:
         return None
     forced = set(_strategies(ctx))
-    dropped = [s.strip() for s in value.split(",") if s.strip() and s.strip() not in forced]
-    return (value, where) if dropped else None
+    for override in ctx.node.operator.overrides:
+        if override.container != "devicePlugin" or override.name != "DEVICE_LIST_STRATEGY":
+            continue
+        dropped = [s.strip() for s in override.user_value.split(",") if s.strip() and s.strip() not in forced]
+        if dropped:
+            return override.user_value, override.user_where
+    return None
 
 
 def _gg203_case(ctx: _Ctx) -> str | None:

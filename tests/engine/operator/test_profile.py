@@ -760,3 +760,24 @@ def test_digest_pinned_toolkit_is_an_unknown_version(toolkit: dict[str, object])
     p = node_profile("25.3.4", {"toolkit": toolkit})
     assert p.toolkit.version == v("1.17.8")  # assumed the bundled one
     assert "toolkit.version" in p.unknown
+
+
+@pytest.mark.parametrize(
+    ("version", "overridden"),
+    [
+        ("24.9.2", ("volume-mounts", "clusterPolicy.spec.devicePlugin.env[0]", "envvar,cdi-annotations")),
+        ("25.3.2", ("volume-mounts", "clusterPolicy.spec.devicePlugin.env[0]", "envvar,cdi-annotations")),
+        ("25.3.3", None),  # from 25.3.3 the user's env is applied after the CDI transform
+    ],
+)
+def test_operator_state_records_user_env_the_operator_replaced(version: str, overridden: object) -> None:
+    strategy = {"name": "DEVICE_LIST_STRATEGY", "value": "volume-mounts"}
+    spec = {"cdi": {"enabled": True}, "devicePlugin": {"env": [strategy]}}
+    state = node_profile(version, spec).operator
+    assert state is not None and state.cdi_enabled and state.toolkit_enabled
+    found = [(o.user_value, o.user_where, o.effective) for o in state.overrides if o.name == "DEVICE_LIST_STRATEGY"]
+    assert found == ([overridden] if overridden else [])
+
+
+def test_a_node_without_an_operator_has_no_operator_state() -> None:
+    assert explicit_profile("1.17.8").operator is None

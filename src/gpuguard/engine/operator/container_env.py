@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from gpuguard.engine.operator import releases as r
 from gpuguard.engine.operator.releases import Release
 from gpuguard.engine.operator.spec import DEFAULT_INSTALL_DIR, DEFAULT_MPS_ROOT, EnvEntry, Spec
+from gpuguard.model.node import EnvOverride
 
 
 class _Env:
@@ -22,12 +23,23 @@ class _Env:
         self.source: dict[str, str] = {}
         self.where: dict[str, str] = {}
         self.note: dict[str, str] = {}
+        self.user_where: dict[str, str] = {}  # names last set by the user's env -> where
+        self.overrides: list[EnvOverride] = []  # user values the operator replaced afterwards
 
     def set(self, name: str, value: str, source: str, where: str | None = None) -> None:
         previous = self.source.get(name)
         self.note[name] = ""
         if previous is not None and self.values[name] != value:
             self.note[name] = f" (overrides {previous}={self.values[name]})"
+            if name in self.user_where and where is None:
+                container = self.prefix.split(".")[0]
+                self.overrides.append(
+                    EnvOverride(container, name, self.values[name], self.user_where[name], value, source)
+                )
+        if where is None:
+            self.user_where.pop(name, None)
+        else:
+            self.user_where[name] = where
         self.values[name] = value
         self.source[name] = source
         if where is None:

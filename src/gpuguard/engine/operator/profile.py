@@ -28,7 +28,7 @@ from gpuguard.engine.operator.releases import Release, release
 from gpuguard.engine.operator.spec import Spec, child_mapping, read_spec
 from gpuguard.engine.operator.toolkit_env import install, runtime_kind
 from gpuguard.model.errors import InputError, type_name
-from gpuguard.model.node import ContainerRuntime, Gpu, NodeProfile, NriPlugin, RuntimeHandler
+from gpuguard.model.node import ContainerRuntime, Gpu, NodeProfile, NriPlugin, OperatorState, RuntimeHandler
 from gpuguard.model.toolkit import Platform, Toolkit, ToolkitConfig
 from gpuguard.model.version import Version, v
 
@@ -105,6 +105,12 @@ def node_profile(
         operator_version=at,
         origin=origin,
         unknown=unknown,
+        operator=OperatorState(
+            cdi_enabled=read.cdi_enabled,
+            cdi_default=read.cdi_default,
+            toolkit_enabled=read.toolkit_enabled,
+            overrides=(*tk_env.overrides, *dp_env.overrides),
+        ),
     )
 
 
