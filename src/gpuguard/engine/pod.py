@@ -489,4 +489,6 @@ def _decision_says(d: Decision) -> str:
 def _sees_says(sees: tuple[str, ...] | None, exposure: Exposure) -> str:
     if sees is None:
         return exposure.value
+    if sees == ("all",):
+        return "every GPU on the node"
     return f"{exposure.value}: " + (",".join(sees) if sees else "no GPU")
