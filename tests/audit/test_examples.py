@@ -25,6 +25,10 @@ EXPECTED = {
     "values-hardening-half-done.yaml": {"GG203", "GG206", "GG301"},
     # a config.toml shows the toolkit only: nothing about the device plugin or the default runtime
     "config.toml": {"GG201", "GG204"},
+    # Dockerfiles (findings without an object, under the file name): a CUDA base not inspected
+    # (cannot be decided), and a local stage that sets all itself (definite)
+    "Dockerfile": {"GG109"},
+    "batch.Dockerfile": {"GG109"},
 }
 SAFE = (
     "Deployment/bob-notebook",
@@ -32,6 +36,7 @@ SAFE = (
     "Deployment/storefront",
     "DaemonSet/nvidia-device-plugin-daemonset",
     "DaemonSet/nvidia-dcgm-exporter",
+    "Dockerfile.void",
 )
 
 

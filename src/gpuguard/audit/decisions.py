@@ -61,8 +61,8 @@ def _shape(pod: Pod, images: ImageEnv, swarm: frozenset[str]) -> Hashable | None
 
     Env entries count only when the toolkit reads them (``NVIDIA_*``,
     ``CUDA_*``, the swarm resource names), unless a value uses ``$(VAR)``;
-    an image counts only when it is a GPU image family (its env is unknown
-    and the decision names it); other images are assumed to set nothing.
+    an image counts only when its env is unknown (a GPU image family not
+    inspected) or was inspected and is not empty; other images set nothing.
     """
     shapes = []
     for c in pod.containers:
@@ -74,7 +74,7 @@ def _shape(pod: Pod, images: ImageEnv, swarm: frozenset[str]) -> Hashable | None
                 return None
             if not any("$(" in e.value for e in env):
                 env = tuple(e for e in env if e.name.startswith(_READ_PREFIXES) or e.name in swarm)
-        image = c.image if images.get(c.image) is None else ""
+        image = c.image if images.get(c.image) != () else ""  # an env that is unknown, or inspected and not empty
         shapes.append((c.name, image, c.kind, env, tuple(c.resources.items()), c.security, c.volume_mounts))
     annotations = tuple(pod.annotations.items()) if pod.annotations else ()
     return pod.namespace, pod.runtime_class_name, annotations, pod.volumes, tuple(shapes)

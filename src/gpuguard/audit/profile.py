@@ -73,11 +73,14 @@ class Choice:
     errors: tuple[ReadError, ...] = ()
 
 
-def prescan(files: Iterable[str], stdin: BinaryIO | None = None) -> Found:
+def prescan(
+    files: Iterable[str], stdin: BinaryIO | None = None, visit: Callable[[str, bytes], None] | None = None
+) -> Found:
     """Find node settings in ``files``: read each once, parse only the slices that may hold them.
 
     Errors in those slices are left to the main pass, which reports every
     document's error once, with its line; config.toml files are read only here.
+    ``visit`` sees every other window too (the image pre-scan rides on this read).
     """
     found = Found()
     for path in files:
@@ -89,6 +92,8 @@ def prescan(files: Iterable[str], stdin: BinaryIO | None = None) -> Found:
             if is_toml(path):
                 _toml(found, Input(path, window.data))
                 break
+            if visit is not None:
+                visit(path, window.data)
             for line0, span in node_setting_spans(window.data):
                 name = STDIN_NAME if path == STDIN else path
                 for doc in load_documents(span, name, start_line=window.line + line0):

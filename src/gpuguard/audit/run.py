@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
 from gpuguard.audit.decisions import Decisions, ImageEnv
+from gpuguard.audit.dockerfiles import NO_FROM, external_bases, judge
+from gpuguard.audit.images import ImageOptions, ImageScan, ResolvedImages, resolve
 from gpuguard.audit.profile import Choice, NodeCheck, choose, prescan
 from gpuguard.audit.suppress import Suppressor, read_baseline, read_ignore_file
 from gpuguard.model.errors import InputError
@@ -37,6 +39,7 @@ from gpuguard.model.report import Report
 from gpuguard.rules import RULES, check_advisories, check_node, check_pod, check_toolkit_config
 from gpuguard.rules.node import TOOLKIT_FILE_RULES
 from gpuguard.rules.settings import AuditSettings
+from gpuguard.rules.workload import NO_IMAGE_FACTS, ImageFacts
 from gpuguard.sources.classify import Category, classify, env_source, is_dockerfile, is_toml, wanted_kind
 from gpuguard.sources.documents import load_documents
 from gpuguard.sources.inputs import STDIN, STDIN_NAME, Input, list_inputs, read_input, read_windows, spool_stdin
@@ -63,6 +66,7 @@ class AuditOptions:
     baseline: str | None = None
     stdin: bytes | None = None  # standard input, when ``-`` is among the inputs (read by the caller)
     progress: Callable[[str], None] | None = None
+    images: ImageOptions = field(default_factory=ImageOptions)  # --resolve-images and its companions
 
 
 @dataclass(slots=True)
@@ -81,10 +85,11 @@ class _Run:
     skipped: Counter[str] = field(default_factory=Counter)
     objects: int = 0
     warnings: int = 0
+    image_facts: ImageFacts = NO_IMAGE_FACTS
 
     def check(self, pod: Pod, annotation: Any) -> None:
         decisions = self.decisions.decide(pod, self.env_objects)
-        found, exempt = check_pod(pod, decisions, self.node, self.settings)
+        found, exempt = check_pod(pod, decisions, self.node, self.settings, self.image_facts)
         self.exempt.extend(exempt)
         for finding in found:
             if not self.suppressor.check(finding, annotation):
@@ -234,17 +239,21 @@ def _audit(
 ) -> Report:
     progress = options.progress or (lambda _: None)
     suppressor = _suppressor(options)
-    found = prescan(files, stdin)
+    scan = ImageScan() if options.images.resolve else None
+    found = prescan(files, stdin, visit=scan.window if scan is not None else None)
     choice = choose(found, operator_version=options.operator_version, toolkit_version=options.toolkit_version,
                     profile_file=options.profile, read=lambda p: _bytes(read_input(p), "--profile"))
-    decisions = Decisions(choice.node, ImageEnv(settings))
+    images = _images(files, scan, settings, options, progress)
+    decisions = Decisions(choice.node, images)
     run = _Run(choice.node, settings, suppressor, decisions, errors=[*errors, *found.errors, *choice.errors],
                progress=options.progress)
+    if isinstance(images, ResolvedImages):
+        run.image_facts = ImageFacts(images.problems)  # the same dict: images the stream meets are added
     for n, path in enumerate(files, start=1):
         if is_toml(path):
             pass  # read by the pre-scan: node settings
-        elif is_dockerfile(path):
-            run.skipped["Dockerfile"] += 1
+        elif is_dockerfile(path) and path != STDIN:
+            _dockerfile(run, path, options.images.platform)
         else:
             _stream(run, path, stdin)
         progress(f"{n}/{len(files)} files, {run.objects} objects, {len(run.findings)} findings")
@@ -258,6 +267,8 @@ def _audit(
                      f"{MAX_DEFERRED} were waiting); put env sources before workloads to resolve them")
     if assumed := run.decisions.images.assumed():
         notes.append(f"{assumed} images assumed not to set NVIDIA_VISIBLE_DEVICES (not inspected)")
+    if isinstance(images, ResolvedImages):
+        notes.extend(images.notes())
     if run.warnings:
         notes.append(f"{run.warnings} duplicate keys in the inputs (the last value is used, as Kubernetes does)")
     notes.extend(suppressor.expired_notes())
@@ -273,6 +284,33 @@ def _audit(
         skipped_kinds=dict(run.skipped),
         files=len(files),
     )
+
+
+def _images(
+    files: Sequence[str], scan: ImageScan | None, settings: AuditSettings, options: AuditOptions,
+    progress: Callable[[str], None],
+) -> ImageEnv:
+    """Image env for the engine: resolved up front with ``--resolve-images``, else the GPU-family assumption."""
+    if scan is None:
+        return ImageEnv(settings)
+    for path in files:
+        if is_dockerfile(path) and path != STDIN:
+            scan.add(external_bases(path, options.images.platform))
+    progress(f"inspecting {len(scan.references)} images")
+    resolutions, requests = resolve(scan, options.images)
+    return ResolvedImages(settings, resolutions, requests)
+
+
+def _dockerfile(run: _Run, path: str, platform: str) -> None:
+    """GG109 for one Dockerfile; one without FROM (a .dockerignore, notes) is counted, not judged."""
+    found, error, judged = judge(path, run.decisions.images, run.settings, platform)
+    if error is not None:
+        run.errors.append(error)
+    elif not judged:
+        run.skipped[NO_FROM] += 1
+    for finding in found:
+        if not run.suppressor.check(finding, None):
+            run.findings.append(finding)
 
 
 def _bytes(item: Input, flag: str) -> bytes:

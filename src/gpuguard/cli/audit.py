@@ -11,10 +11,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import click
 
-from gpuguard.cli.options import EXIT_FINDINGS, EXIT_INPUT, UsageFailure, input_and_node_options, load_audit_settings
+from gpuguard.cli.options import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    UsageFailure,
+    check_image_options,
+    image_options,
+    input_and_node_options,
+    load_audit_settings,
+)
 from gpuguard.formats.base import DEFAULT_FORMAT, FORMATS, location_text, summary_line
 from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Severity
@@ -28,6 +37,7 @@ from gpuguard.model.finding import Severity
 @click.option("--fail-on", type=click.Choice([s.label for s in Severity]), default="medium", show_default=True,
               help="Exit 1 when a finding is at or above this severity.")
 @input_and_node_options
+@image_options
 @click.option("--ignore-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Suppressions: rules, paths, resource, reason, expires.")
 @click.option("--baseline", type=click.Path(dir_okay=False), metavar="FILE",
@@ -48,6 +58,7 @@ def audit_command(
     ignore_file: str | None,
     baseline: str | None,
     no_color: bool,
+    **images: Any,
 ) -> None:
     """Audit manifests, GPU Operator settings and toolkit configs for GPU exposure.
 
@@ -55,8 +66,10 @@ def audit_command(
     input (kubectl get -o yaml, helm template, kustomize build).  Exit status:
     0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.
     """
-    from gpuguard.audit.run import AuditOptions, audit  # noqa: PLC0415 - lazy: other commands start fast
+    from gpuguard.audit.images import ImageOptions  # noqa: PLC0415 - lazy: other commands start fast
+    from gpuguard.audit.run import AuditOptions, audit  # noqa: PLC0415
 
+    check_image_options(images)
     if not paths:
         if sys.stdin.isatty():
             raise UsageFailure("give files, directories, or - to read standard input")
@@ -71,6 +84,12 @@ def audit_command(
                 include=include, exclude=exclude, operator_version=operator_version,
                 toolkit_version=toolkit_version, profile=profile, ignore_file=ignore_file, baseline=baseline,
                 progress=progress,
+                images=ImageOptions(
+                    resolve=images["resolve_images"], platform=images["platform"],
+                    all_platforms=images["all_platforms"], auth_files=images["registry_auth"],
+                    insecure_registries=images["insecure_registry"], ca_file=images["ca_file"],
+                    cache_dir=images["cache_dir"], offline=images["offline"], sources=images["image_source"],
+                ),
             ),
         )  # fmt: skip
     except InputError as exc:

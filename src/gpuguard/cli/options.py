@@ -1,7 +1,8 @@
-"""What the faces share: the usage-error exit, audit settings files, and the input and node options."""
+"""What the faces share: the usage-error exit, audit settings files, the input, node and image options."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -51,6 +52,48 @@ _INPUT_AND_NODE_OPTIONS = (
     click.option("--config", "config", type=click.Path(dir_okay=False), metavar="FILE",
                  help="Audit settings YAML: trustedNamespaces, exempt, gpuImages, cdiAnnotationPrefixes."),
 )  # fmt: skip
+
+
+_IMAGE_OPTIONS = (
+    click.option("--resolve-images", is_flag=True,
+                 help="Read each image's env from its registry (or --image-source) instead of assuming it."),
+    click.option("--platform", default="linux/amd64", show_default=True, metavar="OS/ARCH",
+                 help="Platform of multi-platform images (and of TARGET* build args in Dockerfiles)."),
+    click.option("--all-platforms", is_flag=True, help="Inspect every platform; a finding when they disagree."),
+    click.option("--registry-auth", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Docker config file with registry credentials (repeatable; default: $DOCKER_CONFIG)."),
+    click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
+                 help="Registry reached over plain HTTP (repeatable)."),
+    click.option("--ca-file", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="CA bundle for registries with a private CA."),
+    click.option("--cache-dir", type=click.Path(file_okay=False), metavar="DIR",
+                 help="Image config cache (default: $XDG_CACHE_HOME/gpuguard)."),
+    click.option("--offline", is_flag=True, help="Use only the cache and --image-source: no network."),
+    click.option("--image-source", multiple=True, type=click.Path(), metavar="PATH",
+                 help="OCI layout directory, docker-save or OCI archive to read images from (repeatable)."),
+)  # fmt: skip
+
+_NEEDS_RESOLVE = ("all_platforms", "registry_auth", "insecure_registry", "ca_file", "cache_dir", "offline",
+                  "image_source")  # fmt: skip
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
+
+
+def image_options(command: F) -> F:
+    """``--resolve-images`` and its companions (registry access, cache, air-gapped image sources)."""
+    for option in reversed(_IMAGE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def check_image_options(values: dict[str, Any]) -> None:
+    """Companions of ``--resolve-images`` without it, or a malformed ``--platform``: a usage error."""
+    if not _PLATFORM.fullmatch(values["platform"]):
+        raise UsageFailure(f"--platform {values['platform']}: expected OS/ARCH[/VARIANT], e.g. linux/arm64")
+    if values["resolve_images"]:
+        return
+    for key in _NEEDS_RESOLVE:
+        if values[key]:
+            raise UsageFailure(f"--{key.replace('_', '-')} needs --resolve-images")
 
 
 def input_and_node_options(command: F) -> F:

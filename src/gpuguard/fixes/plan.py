@@ -27,6 +27,7 @@ from gpuguard.model.version import Version
 WORKLOAD_RULES = frozenset({"GG101", "GG108"})  # a container without a GPU request that gets (or may get) GPUs
 NODE_RULES = frozenset({"GG201", "GG202", "GG203", "GG205", "GG206"})  # fixed by the node recipe
 MISPLACED_KEY_RULE = "GG204"
+DOCKERFILE_RULE = "GG109"  # a Dockerfile's final image exposes GPUs: ENV NVIDIA_VISIBLE_DEVICES=void
 TOML_RULES = frozenset({"GG201", "GG203", MISPLACED_KEY_RULE})  # what a config.toml edit can fix
 HELM_UPGRADE = "helm upgrade gpu-operator nvidia/gpu-operator -n gpu-operator --reuse-values"
 
@@ -203,10 +204,13 @@ def plan(
     by_file: dict[str, list[Finding]] = {}
     node_sources: dict[tuple[str, str | None, int | None], list[Finding]] = {}
     toml_files: dict[str, list[Finding]] = {}
+    docker_findings: dict[str, list[Finding]] = {}
     for f in findings:
         path = f.location.path if f.location else None
         if f.rule_id in WORKLOAD_RULES and f.resource is not None and path is not None and path in files:
             by_file.setdefault(path, []).append(f)
+        elif f.rule_id == DOCKERFILE_RULE and path is not None:
+            docker_findings.setdefault(path, []).append(f)
         elif f.rule_id in TOML_RULES and path is not None and path.endswith(".toml"):
             toml_files.setdefault(path, []).append(f)
         elif path is not None and path.endswith(".toml"):
@@ -251,16 +255,21 @@ def plan(
         if nothing is not None:
             manual += [Manual(f, nothing) for f in found]
 
-    for path in dockerfiles:
+    for path in dict.fromkeys([*dockerfiles, *docker_findings]):  # GG109 findings name their Dockerfile
         text = files.get(path)
+        found = docker_findings.get(path, [])
         if text is None:
+            manual += [Manual(f, "the file is not available to edit") for f in found]
             continue
         base = dockerfile.final_base_image(text)
-        if base is None or (is_gpu_image is not None and not is_gpu_image(base)):
+        if not found and (base is None or (is_gpu_image is not None and not is_gpu_image(base))):
             continue
         fix = dockerfile.set_void(text)
         if fix.changed:
-            edits.append(FileEdit(path, text, fix.text, (f"{fix.why} (base image {base})",)))
+            fixes = tuple(f.fingerprint for f in found)
+            edits.append(FileEdit(path, text, fix.text, (f"{fix.why} (base image {base})",), fixes))
+        else:
+            manual += [Manual(f, fix.why) for f in found]
 
     return FixPlan(tuple(edits), tuple(commands), tuple(manual), tuple(skipped), tuple(patches))
 

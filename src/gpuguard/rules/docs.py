@@ -11,6 +11,7 @@ from gpuguard.rules.registry import RULES
 _SCOPES = {
     "container": "one container (its spec and the engine's decision)",
     "pod": "one pod (its spec)",
+    "image": "the final stage of one Dockerfile (the env its image sets)",
     "node": "the node's effective settings (ClusterPolicy, Helm values, config.toml, flags)",
 }
 

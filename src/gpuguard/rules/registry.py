@@ -3,7 +3,7 @@
 This is the single registry: ``gpuguard rules``, ``docs/rules.md``, SARIF rule
 metadata and the findings' default severities all read it. Ids never change
 meaning; a retired rule keeps its id reserved. GG1xx judge workloads (one
-container or one pod), GG2xx the node's configuration, GG3xx known advisories.
+container or one pod) and the images they run, GG2xx the node's configuration, GG3xx known advisories.
 Rationales cite the research notes' sources (NVIDIA docs, issues, commits).
 """
 
@@ -171,6 +171,24 @@ RULES: dict[str, RuleInfo] = dict(
             f"Give the audit the missing input (the ConfigMap/Secret, or inspect the image with "
             f"--resolve-images), or make the answer independent of it: {_VOID[0].lower()}{_VOID[1:]}.",
             _DP_61,
+        ),
+        _rule(
+            "GG109",
+            "A Dockerfile's final image sets or inherits a GPU-exposing NVIDIA_VISIBLE_DEVICES",
+            Severity.MEDIUM,
+            "image",
+            "Only the final stage of a Dockerfile becomes the image, and it inherits its base image's env: "
+            "everything built FROM nvcr.io/nvidia/cuda (or an NGC, PyTorch, Triton, vLLM ... image) carries "
+            "NVIDIA_VISIBLE_DEVICES=all, and an older CUDA image with CUDA_VERSION but no NVIDIA_REQUIRE_CUDA "
+            "is read by the toolkit as all. Every pod that runs the image without a GPU request then gets "
+            "every GPU on nodes that honour the variable from unprivileged containers (the default). A base "
+            "image of a GPU family whose env was not inspected leaves the answer undecided, never safe.",
+            "Add `ENV NVIDIA_VISIBLE_DEVICES=void` after the last FROM (GPU pods still get the devices the "
+            "device plugin allocates them), or run the image only in pods that request GPUs explicitly "
+            "(nvidia.com/gpu). To decide an undecided base, audit with --resolve-images.",
+            _DP_61,
+            _GOOGLE_DOC,
+            "https://docs.docker.com/reference/dockerfile/#env",
         ),
         _rule(
             "GG201",

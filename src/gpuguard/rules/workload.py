@@ -16,7 +16,7 @@ claim-only container is never judged by GG101/GG102/GG104.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from gpuguard.engine.kubelet.oci import bounding_set
@@ -41,6 +41,16 @@ _KIND_WORDS = {"container": "container", "initContainer": "init container", "eph
 _VOID = "set NVIDIA_VISIBLE_DEVICES=void in its env (never `none`: toolkit 1.18.0-1.18.1 gave every GPU for it)"
 
 
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """Why images the audit tried to inspect (--resolve-images) stay unknown, so GG108 can name it."""
+
+    problems: Mapping[str, str] = field(default_factory=dict)  # image -> "could not be inspected: <why>"
+
+
+NO_IMAGE_FACTS = ImageFacts()
+
+
 @dataclass(slots=True)
 class _Box:
     """One container under judgement: its spec, its decision and the pod-wide facts."""
@@ -53,6 +63,7 @@ class _Box:
     n: int  # nvidia.com/* requested
     requests: bool  # n > 0 or DRA claims
     host: Mapping[str, str]  # hostPath volume name -> host path
+    images: ImageFacts = NO_IMAGE_FACTS
 
     @property
     def who(self) -> str:
@@ -216,7 +227,7 @@ def _undecided(x: _Box) -> tuple[list[str], list[str]]:
             image.append(why)
         else:
             spec.append(why)
-    if image and not x.settings.is_gpu_image(x.c.image):
+    if image and x.c.image not in x.images.problems and not x.settings.is_gpu_image(x.c.image):
         image = []  # assumed not to set it; the audit counts that assumption
     return spec, image
 
@@ -235,7 +246,14 @@ def _gg108(x: _Box) -> Built:
     if spec:
         parts.append("; ".join(spec))
         fixes.append("give the audit the ConfigMaps/Secrets named above")
-    if image:
+    problem = x.images.problems.get(x.c.image)
+    if image and problem is not None:
+        parts.append(f"image {x.c.image} {problem}")
+        fixes.append(
+            "pin it to one platform (a per-platform digest)" if "platforms" in problem else
+            "let the audit read the image (--registry-auth, a pull Secret among the inputs, --image-source)"
+        )  # fmt: skip
+    elif image:
         pattern = x.settings.gpu_image_pattern(x.c.image)
         parts.append(
             f"image {x.c.image} was not inspected and matches the GPU image family {pattern!r}, whose images "
@@ -490,8 +508,12 @@ def check_pod(
     decisions: Sequence[ContainerDecision],
     node: NodeProfile,
     settings: AuditSettings,
+    images: ImageFacts = NO_IMAGE_FACTS,
 ) -> tuple[list[Finding], list[Exempt]]:
-    """GG101-GG108 for one pod: findings, and the exemptions that replaced findings of operator components."""
+    """GG101-GG108 for one pod: findings, and the exemptions that replaced findings of operator components.
+
+    ``images`` says why inspected images stay unknown, so GG108 names the reason.
+    """
     by_name = {c.name: c for c in pod.containers}
     host = {v.name: v.host_path for v in pod.volumes if v.host_path is not None}
     claims = bool(pod.resource_claims)  # DRA: a pod with claims is requesting devices
@@ -501,7 +523,7 @@ def check_pod(
         if c is None:
             continue
         n = requested(c)
-        box = _Box(pod, c, d, node, settings, n, n > 0 or claims, host)
+        box = _Box(pod, c, d, node, settings, n, n > 0 or claims, host, images)
         for container_rule in CONTAINER_RULES:
             if container_rule.applies(box):
                 fired.append(_Fired(container_rule.id, partial(container_rule.build, box), c, d))
