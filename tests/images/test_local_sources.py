@@ -117,7 +117,6 @@ def test_tampered_layout_config_is_a_problem(tmp_path: Path, built: dict[str, Bu
     assert res.env is None
 
 
-@pytest.mark.xfail(reason="resolver: a classic docker-save config (<sha256>.json) is not checked against its name")
 def test_tampered_docker_save_config_is_a_problem(tmp_path: Path, built: dict[str, BuiltImage]) -> None:
     """A classic ``docker save`` names the config file by its sha256 (the image ID, which
     ``docker load`` checks): content that does not hash to the name is not the image."""

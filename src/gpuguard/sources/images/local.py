@@ -245,7 +245,7 @@ class LocalImages:
             return None
         if len(found) == 2:
             store, name = found
-            return LocalHit(store, None, None, store.read_path(name, self.max_config, "config"))
+            return LocalHit(store, None, None, _docker_save_config(store, name, self.max_config))
         store, group, digest = found
         if digest is not None:
             return LocalHit(store, store.read(digest, self.max_manifest, "manifest"), digest)
@@ -256,6 +256,25 @@ class LocalImages:
         for store in self.stores:
             if isinstance(store, _TarStore):
                 store.close()
+
+
+def _docker_save_config(store: _Store, name: str, limit: int) -> bytes:
+    """A ``docker save`` config, checked against the sha256 its name carries (the image ID).
+
+    Classic archives name it ``<sha256>.json``; newer ones point at ``blobs/sha256/<hex>``.
+    ``docker load`` refuses content that does not hash to that name, and so do we.
+    """
+    stem = name[: -len(".json")] if name.endswith(".json") else None
+    if stem is not None and valid_digest(f"sha256:{stem}"):
+        data = store.read_path(name, limit, "config")
+        if compute(data, "sha256") != f"sha256:{stem}":
+            raise ImageError("config digest mismatch")
+        return data
+    if name.startswith("blobs/"):
+        algorithm, _, encoded = name[len("blobs/") :].partition("/")
+        if valid_digest(f"{algorithm}:{encoded}"):
+            return store.read(f"{algorithm}:{encoded}", limit, "config")
+    return store.read_path(name, limit, "config")
 
 
 def _read_json(store: _Store, name: str, limit: int) -> object:
