@@ -1,0 +1,1 @@
+"""The webhook face: an HTTPS server answering AdmissionReviews with the admission core."""
