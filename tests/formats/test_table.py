@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gpuguard.formats.base import FORMATS
-from gpuguard.model.finding import Finding, Severity
+from gpuguard.model.finding import Finding, Location, Severity
 from gpuguard.model.report import Report
 from tests.formats.sample import ASSUMED_PROFILE, NOTEBOOK, PROFILE, empty_report, full_report
 
@@ -50,10 +50,22 @@ def test_findings_are_grouped_by_object_in_report_order() -> None:
         "Job ml/trainer  jobs/train job.yaml:3",
         "ClusterPolicy cluster-policy  deploy/gpu-operator.yaml:1",
         "node settings  --operator-version",
+        "node settings",  # no object and no location: a group of its own
         "Exempt (2): reach GPUs legitimately",
         "Input errors (1): these inputs were not judged",
         "Not judged (kinds gpuguard does not check): ConfigMap (1), Service (2)",
     ]
+
+
+def test_settings_read_from_files_group_by_file() -> None:
+    findings = (
+        Finding("GG204", Severity.MEDIUM, "key under [table]", "move it", location=Location("node/config.toml", 1)),
+        Finding("GG205", Severity.HIGH, "strategy overwritten", "upgrade", location=Location("values.yaml", 5)),
+        Finding("GG201", Severity.HIGH, "env accepted", "refuse it", location=Location("node/config.toml", 1)),
+    )
+    out = text(Report(profile=PROFILE, findings=findings))
+    titles = [line for line in out.splitlines() if line.startswith(("node/", "values"))]
+    assert titles == ["node/config.toml  line 1", "values.yaml  line 5"]
 
 
 def test_rows_show_severity_container_message_why_and_fix() -> None:

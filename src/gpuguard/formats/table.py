@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gpuguard.formats.base import location_text, object_label, rules_by_id, why
-from gpuguard.model.finding import Finding, Resource, Severity
+from gpuguard.model.finding import Finding, Severity
 from gpuguard.model.report import Report
 
 STYLE = {
@@ -73,10 +73,20 @@ def _header(console: Console, report: Report) -> None:
     console.print()
 
 
-def _group_key(resource: Resource | None) -> tuple[str, ...]:
+def _group_key(finding: Finding) -> tuple[str, ...]:
+    """One group per object; findings without an object (files, flags) group by where they were read."""
+    resource = finding.resource
     if resource is None:
-        return ("",)
+        return ("", finding.location.path if finding.location else "")
     return (resource.kind, resource.namespace or "", resource.name, resource.api_version)
+
+
+def _group_title(finding: Finding) -> str:
+    """The object; for settings read from a file, the file (a flag keeps the "node settings" title)."""
+    location = finding.location
+    if finding.resource is None and location is not None and not location.path.startswith("--"):
+        return location.path
+    return object_label(finding.resource)
 
 
 def _findings(console: Console, report: Report) -> None:
@@ -86,12 +96,14 @@ def _findings(console: Console, report: Report) -> None:
         return
     groups: dict[tuple[str, ...], list[Finding]] = {}
     for f in report.findings:  # objects in the order the report gives them
-        groups.setdefault(_group_key(f.resource), []).append(f)
+        groups.setdefault(_group_key(f), []).append(f)
     rules = rules_by_id(report)
     for findings in groups.values():
         first = findings[0]
-        title = Text(object_label(first.resource), style="bold")
+        title = Text(_group_title(first), style="bold")
         where = _where(findings)
+        if first.resource is None and first.location is not None and where.startswith(first.location.path + ":"):
+            where = "line " + where[len(first.location.path) + 1 :]  # the title already names the file
         if where:
             title.append(f"  {where}", style="dim")
         console.print(title)
