@@ -15,8 +15,10 @@ import click
 from gpuguard import __version__
 from gpuguard.cli.audit import audit_command
 from gpuguard.cli.fix import fix_command
+from gpuguard.cli.policy import policy_command
 from gpuguard.cli.rules import rules_command
 from gpuguard.cli.simulate import simulate_command
+from gpuguard.cli.webhook import webhook_command
 
 INTERNAL_ERROR = 3
 
@@ -29,8 +31,10 @@ def cli() -> None:
 
 cli.add_command(audit_command)
 cli.add_command(fix_command)
+cli.add_command(policy_command)
 cli.add_command(rules_command)
 cli.add_command(simulate_command)
+cli.add_command(webhook_command)
 
 
 def main() -> None:

@@ -1,1 +1,1 @@
-"""Policy exports: the admission rules as Kyverno, Gatekeeper (Rego), ValidatingAdmissionPolicy and MutatingAdmissionPolicy (CEL)."""
+"""Policy exports: the admission rules as Kyverno, Gatekeeper (Rego) and Kubernetes admission policies (CEL)."""
