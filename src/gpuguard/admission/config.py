@@ -29,8 +29,11 @@ _KEYS = {
     "maxBodyBytes": "a positive integer",
     "timeoutSeconds": "a number from 1 to 30",
     "failurePolicy": "Fail or Ignore",
-    "resolveImages": "true or false",
+    "resolveImages": "true or false (shorthand for images.resolve)",
+    "images": "a mapping: image inspection settings",
 }
+_IMAGE_KEYS = ("resolve", "registryAuth", "insecureRegistries", "caFile", "cacheDir", "platform",
+               "lookupTimeoutSeconds")  # fmt: skip
 _EXEMPTION_KEYS = ("reason", "namespaces", "namespaceLabels", "serviceAccounts", "podLabels", "images")
 
 
@@ -47,6 +50,8 @@ def load_admission_config(doc: object, where: str = "") -> AdmissionConfig:
         if key not in _KEYS:
             raise InputError(_at(where, str(key)), f"unknown key (expected one of {', '.join(_KEYS)})")
     defaults = AdmissionConfig()
+    timeout = _number(doc, "timeoutSeconds", where, defaults.timeout_seconds, low=1, high=30)
+    images = _images(doc, where, timeout)
     return AdmissionConfig(
         modes=_modes(doc.get("modes"), _at(where, "modes")),
         mutate=_bool(doc, "mutate", where, defaults.mutate),
@@ -56,10 +61,54 @@ def load_admission_config(doc: object, where: str = "") -> AdmissionConfig:
         deny_unknown_env_refs=_bool(doc, "denyUnknownEnvRefs", where, defaults.deny_unknown_env_refs),
         exemptions=_exemptions(doc.get("exemptions"), _at(where, "exemptions")),
         max_body_bytes=_int(doc, "maxBodyBytes", where, defaults.max_body_bytes, low=1024, high=64 * 1024 * 1024),
-        timeout_seconds=_number(doc, "timeoutSeconds", where, defaults.timeout_seconds, low=1, high=30),
+        timeout_seconds=timeout,
         failure_policy=_choice(doc, "failurePolicy", where, defaults.failure_policy, FAILURE_POLICIES),
-        resolve_images=_bool(doc, "resolveImages", where, defaults.resolve_images),
+        **images,
     )
+
+
+def _images(doc: Mapping[str, Any], where: str, timeout: float) -> dict[str, Any]:
+    """The ``images`` section (and the ``resolveImages`` shorthand) as AdmissionConfig fields."""
+    defaults = AdmissionConfig()
+    shorthand = _bool(doc, "resolveImages", where, defaults.resolve_images)
+    at = _at(where, "images")
+    section = doc.get("images")
+    if section is None:
+        return {"resolve_images": shorthand}
+    if not isinstance(section, Mapping):
+        raise InputError(at, f"expected a mapping of image inspection settings, got {type_name(section)}")
+    for key in section:
+        if key not in _IMAGE_KEYS:
+            raise InputError(f"{at}.{key}", f"unknown key (expected one of {', '.join(_IMAGE_KEYS)})")
+    resolve = _bool(section, "resolve", at, shorthand)
+    if "resolve" in section and doc.get("resolveImages") is not None and resolve != shorthand:
+        raise InputError(_at(where, "resolveImages"), "contradicts images.resolve (give only images.resolve)")
+    lookup = _number(section, "lookupTimeoutSeconds", at, 0.0, low=0.1, high=30)
+    if section.get("lookupTimeoutSeconds") is not None and lookup >= timeout:
+        raise InputError(f"{at}.lookupTimeoutSeconds", f"expected less than timeoutSeconds ({timeout:g}): the "
+                         "review must still be judged and answered after the lookups")  # fmt: skip
+    platform = section.get("platform", defaults.image_platform)
+    parts = platform.split("/") if isinstance(platform, str) else []
+    if len(parts) not in (2, 3) or not all(p.strip() and p == p.strip() for p in parts):
+        raise InputError(f"{at}.platform", f"expected os/arch[/variant] (e.g. linux/amd64), got {platform!r}")
+    return {
+        "resolve_images": resolve,
+        "registry_auth": _strings(section, "registryAuth", at, ()),
+        "insecure_registries": _strings(section, "insecureRegistries", at, ()),
+        "ca_file": _path(section, "caFile", at),
+        "image_cache_dir": _path(section, "cacheDir", at),
+        "image_platform": platform,
+        "lookup_timeout_seconds": lookup if section.get("lookupTimeoutSeconds") is not None else None,
+    }
+
+
+def _path(doc: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(_at(where, key), f"expected a path (a non-empty string), got {type_name(value)}")
+    return value.strip()
 
 
 def _at(where: str, key: str) -> str:

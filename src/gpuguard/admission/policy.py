@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gpuguard.engine.operator.profile import most_exposed_profile
@@ -20,7 +21,7 @@ from gpuguard.model.node import Gpu, NodeProfile, RuntimeHandler
 from gpuguard.model.pod import Container, Pod
 from gpuguard.rules.exempt import exempt_reason, operator_component
 from gpuguard.rules.settings import Allow, AuditSettings
-from gpuguard.rules.workload import IMAGE_UNKNOWN, check_pod
+from gpuguard.rules.workload import IMAGE_UNKNOWN, ImageFacts, check_pod
 
 NODE_GPUS = tuple(Gpu(uuid=f"GPU-{i}", index=str(i)) for i in range(8))  # as the audit assumes
 _IMAGE_MEMO_LIMIT = 4096
@@ -75,6 +76,47 @@ class _ImageEnv(Mapping[str, tuple[str, ...]]):
         return sum(1 for gpu in self.gpu.values() if not gpu)
 
 
+@dataclass(frozen=True, slots=True)
+class ImageLookups:
+    """What image inspection found for one review, as data (the webhook does the lookups, never this layer).
+
+    ``env`` maps each inspected image to its config env, or None when it could not be read
+    (``problems`` says why: GG108 names it); ``timed_out`` are the images whose lookup ran out of
+    time (``failurePolicy`` decides what that means). Images not in ``env`` keep the default
+    assumption (GPU-family images unknown, others assumed not to set the variable).
+    """
+
+    env: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    problems: Mapping[str, str] = field(default_factory=dict)  # image -> "could not be inspected: <why>"
+    timed_out: frozenset[str] = frozenset()
+    seconds: float = 0.0  # the lookup deadline the timed-out images ran into
+
+
+class _Inspected(Mapping[str, tuple[str, ...]]):
+    """Image env for the engine: what inspection found, else the default assumption."""
+
+    def __init__(self, found: Mapping[str, tuple[str, ...] | None], fallback: Mapping[str, tuple[str, ...]]) -> None:
+        self.found = found
+        self.fallback = fallback
+
+    def get(self, image: str, default: Any = None) -> Any:
+        if image in self.found:
+            return self.found[image]
+        return self.fallback.get(image)
+
+    def __getitem__(self, image: str) -> tuple[str, ...]:
+        value = self.get(image)
+        if value is None:
+            raise KeyError(image)
+        return value  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return (image for image, env in self.found.items() if env is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for env in self.found.values() if env is not None)
+
+
 def allow_list(exemptions: tuple[Exemption, ...]) -> tuple[Allow, ...]:
     """Exemptions as the rules' allow-list entries (each field an OR, the fields together an AND).
 
@@ -113,10 +155,17 @@ class Policy:
         )
         self.images = _ImageEnv(self.settings)
 
-    def judge(self, pod: Pod) -> list[Finding]:
-        """The workload findings for ``pod`` on the node (exempt containers and components left out)."""
-        decisions = decide_pod(pod, self.node, image_env=self.images)
-        findings, _exempt = check_pod(pod, decisions, self.node, self.settings)
+    def judge(self, pod: Pod, images: ImageLookups | None = None) -> list[Finding]:
+        """The workload findings for ``pod`` on the node (exempt containers and components left out).
+
+        ``images``: what image inspection found (the webhook's lookups); without it, image env is assumed.
+        """
+        if images is None:
+            decisions = decide_pod(pod, self.node, image_env=self.images)
+            findings, _exempt = check_pod(pod, decisions, self.node, self.settings)
+            return findings
+        decisions = decide_pod(pod, self.node, image_env=_Inspected(images.env, self.images))
+        findings, _exempt = check_pod(pod, decisions, self.node, self.settings, ImageFacts(images.problems))
         return findings
 
     def mode_of(self, finding: Finding) -> str:
@@ -136,3 +185,9 @@ class Policy:
 def _env_ref_unknown(finding: Finding) -> bool:
     d = finding.decision
     return d is not None and any(IMAGE_UNKNOWN not in why for why in d.unknown or ())
+
+
+def image_unknown(finding: Finding) -> bool:
+    """Whether the finding's exposure is unknown because of the container's image env."""
+    d = finding.decision
+    return d is not None and any(IMAGE_UNKNOWN in why for why in d.unknown or ())

@@ -14,23 +14,29 @@ AdmissionRequest carries none, so exemptions by ``namespaceLabels`` never match
 here: select those namespaces with the webhook's ``namespaceSelector``), and
 image env unless image inspection is configured (GPU-family images are then
 unknown, others assumed not to set the variable, as in ``gpuguard audit``).
+With inspection, the webhook passes what it found as ``images``
+(:class:`~gpuguard.admission.policy.ImageLookups`): inspected env is used,
+unreadable images stay unknown with their reason (GG108), and an image whose
+lookup timed out where it decides a container's exposure is answered per
+``failurePolicy`` (``Fail`` denies, ``Ignore`` allows with a warning).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from gpuguard.admission.mutate import SUBRESOURCE_EPHEMERAL, void_patch, with_patch
-from gpuguard.admission.policy import Policy
+from gpuguard.admission.policy import ImageLookups, Policy, image_unknown
 from gpuguard.model.admission import AUDIT, ENFORCE, OFF, WARN, AdmissionConfig
 from gpuguard.model.errors import InputError, type_name
 from gpuguard.model.finding import Finding
 from gpuguard.model.node import NodeProfile
+from gpuguard.model.pod import Pod
 from gpuguard.sources.kubernetes import pods_from_object
 
 API_VERSION = "admission.k8s.io/v1"
@@ -110,14 +116,17 @@ class Reviewer:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def review(self, request: object, *, mutate: bool = True, validate: bool = True) -> Response:
+    def review(
+        self, request: object, *, mutate: bool = True, validate: bool = True, images: ImageLookups | None = None
+    ) -> Response:
+        """The verdict; ``images``: what the webhook's image inspection found (None: image env is assumed)."""
         if not isinstance(request, Mapping):
             return error_response("", f"request: expected a mapping, got {type_name(request)}")
         uid = request.get("uid")
         if not isinstance(uid, str) or not uid:
             return error_response("", "request.uid: required (a non-empty string)")
         try:
-            return self._review(uid, request, mutate=mutate, validate=validate)
+            return self._review(uid, request, mutate=mutate, validate=validate, images=images)
         except InputError as exc:
             return error_response(uid, str(exc))
         except RecursionError:
@@ -126,11 +135,39 @@ class Reviewer:
             return Response(uid=uid, allowed=False, code=500, error=True,
                             message=f"gpuguard: internal error ({type(exc).__name__}); the pod is denied")  # fmt: skip
 
-    def _review(self, uid: str, request: Mapping[str, Any], *, mutate: bool, validate: bool) -> Response:
-        dry_run = request.get("dryRun") is True
+    def images_to_inspect(self, request: object) -> tuple[str, ...]:
+        """The images whose env a review of ``request`` may read: of the containers it judges.
+
+        Exempt containers, GPU Operator components, ephemeral containers the pod already had and
+        requests that are not judged need none. Never raises: a malformed request needs no lookup
+        (the review itself answers it with the reason).
+        """
+        try:
+            if not isinstance(request, Mapping):
+                return ()
+            parsed = self._parse(request)
+            if isinstance(parsed, str):
+                return ()
+            _operation, _subresource, _obj, pod, old, _namespace = parsed
+            if self.policy.pod_exempt(pod) is not None:
+                return ()
+            out: dict[str, None] = {}
+            for c in pod.containers:
+                if old is not None and (c.kind != "ephemeralContainer" or c.name in old):
+                    continue
+                if c.image and self.policy.container_exempt(pod, c) is None:
+                    out[c.image] = None
+            return tuple(out)
+        except Exception:  # the review itself reports what is wrong with the request
+            return ()
+
+    def _parse(
+        self, request: Mapping[str, Any]
+    ) -> tuple[str, str, dict[str, Any], Pod, frozenset[str] | None, str] | str:
+        """(operation, subresource, pod object, parsed pod, old ephemeral names, namespace), or why not judged."""
         what = _target(request)
         if isinstance(what, str):
-            return Response(uid=uid, dry_run=dry_run, skipped=what)
+            return what
         operation, subresource = what
         obj = request.get("object")
         if not isinstance(obj, Mapping):
@@ -139,17 +176,26 @@ class Reviewer:
         if meta is not None and not isinstance(meta, Mapping):
             raise InputError("request.object.metadata", f"expected a mapping, got {type_name(meta)}")
         if meta is not None and meta.get("deletionTimestamp") is not None:
-            return Response(uid=uid, dry_run=dry_run, skipped="the pod is being deleted")
+            return "the pod is being deleted"
         namespace = request.get("namespace")
         if namespace is not None and not isinstance(namespace, str):
             raise InputError("request.namespace", f"expected a string, got {type_name(namespace)}")
-        obj = _as_pod(obj, namespace or "")
+        pod_obj = _as_pod(obj, namespace or "")
         old = _old_ephemeral(request) if subresource == SUBRESOURCE_EPHEMERAL else None
         # Parse (and type-check every field) once; an error names the field.
-        pods = pods_from_object(obj, "request.object")
+        pods = pods_from_object(pod_obj, "request.object")
         if len(pods) != 1:
             raise InputError("request.object", "expected one Pod")
-        pod = pods[0]
+        return operation, subresource, pod_obj, pods[0], old, namespace or ""
+
+    def _review(
+        self, uid: str, request: Mapping[str, Any], *, mutate: bool, validate: bool, images: ImageLookups | None
+    ) -> Response:
+        dry_run = request.get("dryRun") is True
+        parsed = self._parse(request)
+        if isinstance(parsed, str):
+            return Response(uid=uid, dry_run=dry_run, skipped=parsed)
+        operation, subresource, obj, pod, old, namespace = parsed
         patch: tuple[dict[str, Any], ...] = ()
         # A plain pod UPDATE cannot change env (the API server forbids it), so only CREATE and the
         # ephemeralcontainers subresource are patched.
@@ -159,15 +205,18 @@ class Reviewer:
             return Response(uid=uid, patch=patch, dry_run=dry_run)
         if patch:  # judge what will be admitted: the pod after the mutation
             pod = pods_from_object(with_patch(obj, patch), "request.object")[0]
-        findings = self.policy.judge(pod)
+        findings = self.policy.judge(pod, images)
         if old is not None:  # ephemeral containers: only the new ones are being admitted
             findings = [f for f in findings if f.container is not None and f.container not in old
                         and _is_ephemeral(f)]  # fmt: skip
         elif operation == "UPDATE" and findings:
-            findings = self._new_on_update(request, findings, namespace or "")
-        return self._verdict(uid, findings, patch, dry_run, pod_name(obj, namespace or ""))
+            findings = self._new_on_update(request, findings, namespace, images)
+        late = _timed_out(pod, findings, images)
+        return self._verdict(uid, findings, patch, dry_run, pod_name(obj, namespace), late=late, images=images)
 
-    def _new_on_update(self, request: Mapping[str, Any], findings: list[Finding], namespace: str) -> list[Finding]:
+    def _new_on_update(
+        self, request: Mapping[str, Any], findings: list[Finding], namespace: str, images: ImageLookups | None
+    ) -> list[Finding]:
         """On a pod UPDATE, only what the update introduces: a pod admitted before the webhook (or under
         another config) must stay updatable (labels, finalizers, owner references) by its controllers."""
         old_obj = request.get("oldObject")
@@ -179,14 +228,38 @@ class Reviewer:
             return findings
         if len(old_pods) != 1:
             return findings
-        before = {(f.rule_id, f.container) for f in self.policy.judge(old_pods[0])}
+        before = {(f.rule_id, f.container) for f in self.policy.judge(old_pods[0], images)}
         return [f for f in findings if (f.rule_id, f.container) not in before]
 
     def _verdict(
-        self, uid: str, findings: list[Finding], patch: tuple[dict[str, Any], ...], dry_run: bool, who: str
+        self,
+        uid: str,
+        findings: list[Finding],
+        patch: tuple[dict[str, Any], ...],
+        dry_run: bool,
+        who: str,
+        *,
+        late: Sequence[tuple[str, str]] = (),
+        images: ImageLookups | None = None,
     ) -> Response:
         denied: list[str] = []
         warnings: list[str] = []
+        code = 403
+        if late:  # image lookups that ran out of time, where the image decides the exposure: failurePolicy
+            seconds = images.seconds if images is not None else 0.0
+            named = ", ".join(f"{image} (container '{name}')" for name, image in late)
+            if self.policy.config.failure_policy == "Fail":
+                denied.append(
+                    f"[image lookup] the image lookup timed out after {seconds:g}s for {named}, so GPU exposure "
+                    "cannot be decided; failurePolicy Fail denies what it cannot check. Fix: retry (a late answer "
+                    "is cached), make the registry reachable from the webhook, or set NVIDIA_VISIBLE_DEVICES=void "
+                    "in the container's env."
+                )
+                code = 504
+            else:
+                warning = (f"gpuguard: the image lookup timed out after {seconds:g}s for {named}; failurePolicy "
+                           "Ignore allows the pod with its GPU exposure unknown")  # fmt: skip
+                warnings.append(warning[:WARNING_LIMIT])
         audits: dict[str, list[str]] = {}
         decisions: list[tuple[str, str]] = []
         for f in findings:
@@ -196,6 +269,7 @@ class Reviewer:
             decisions.append((f.rule_id, mode))
             if mode == ENFORCE:
                 denied.append(_full(f))
+                code = 403
             elif mode == WARN:
                 warnings.append(_short(f))
             elif mode == AUDIT:
@@ -204,10 +278,23 @@ class Reviewer:
         warnings = _within_total(warnings)
         if denied:
             message = f"gpuguard denied pod {who}: " + " ".join(denied)
-            return Response(uid=uid, allowed=False, code=403, message=message, warnings=tuple(warnings),
+            return Response(uid=uid, allowed=False, code=code, message=message, warnings=tuple(warnings),
                             audit_annotations=annotations, decisions=tuple(decisions), dry_run=dry_run)  # fmt: skip
         return Response(uid=uid, warnings=tuple(warnings), audit_annotations=annotations, patch=patch,
                         decisions=tuple(decisions), dry_run=dry_run)  # fmt: skip
+
+
+def _timed_out(pod: Pod, findings: list[Finding], images: ImageLookups | None) -> list[tuple[str, str]]:
+    """(container, image) of judged containers whose exposure is unknown because their image lookup timed out."""
+    if images is None or not images.timed_out:
+        return []
+    image_of = {c.name: c.image for c in pod.containers}
+    out: dict[tuple[str, str], None] = {}
+    for f in findings:
+        image = image_of.get(f.container or "")
+        if f.rule_id == "GG108" and image in images.timed_out and image_unknown(f):
+            out[(f.container or "", image)] = None
+    return list(out)
 
 
 def _within_total(warnings: list[str]) -> list[str]:
@@ -305,6 +392,8 @@ def _short(f: Finding) -> str:
     """A warning within the API server's limit: rule, container, what and the first fix."""
     head = _head(f)
     fix = " Fix: " + _first_sentence(f.remediation)
+    if len(fix) > WARNING_LIMIT // 2:  # what is wrong (and where) matters more than all of the fix
+        fix = fix[: WARNING_LIMIT // 2 - 1].rstrip() + "…"
     room = WARNING_LIMIT - len(head) - len(fix)
     message = f.message
     if len(message) > room:

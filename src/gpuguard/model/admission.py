@@ -26,6 +26,8 @@ DEFAULT_MODES: dict[str, str] = {
     "GG108": WARN,
 }
 GPU_OPERATOR_NAMESPACES = ("gpu-operator", "gpu-operator-resources", "nvidia-gpu-operator")
+LOOKUP_MARGIN = 2.0  # seconds of timeoutSeconds kept for judging and answering after image lookups
+IMAGE_PLATFORM = "linux/amd64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,19 @@ class AdmissionConfig:
     timeout_seconds: float = 10.0
     failure_policy: str = "Fail"  # what an image lookup that times out falls back to: "Fail" denies, "Ignore" allows
     resolve_images: bool = False  # image inspection is off unless configured: no network by default
+    # images: how the webhook inspects images when resolve_images is on (gpuguard audit --resolve-images alike)
+    registry_auth: tuple[str, ...] = ()  # docker config.json files with registry credentials
+    insecure_registries: tuple[str, ...] = ()  # HOST[:PORT] spoken to over plain HTTP
+    ca_file: str | None = None  # extra CA bundle for registries
+    image_cache_dir: str | None = None  # the resolver's disk cache; default $XDG_CACHE_HOME/gpuguard
+    image_platform: str = IMAGE_PLATFORM  # the platform of multi-platform images
+    lookup_timeout_seconds: float | None = None  # None: timeout_seconds minus LOOKUP_MARGIN (see lookup_timeout)
+
+    def lookup_timeout(self) -> float:
+        """Seconds a review may spend on image lookups: what is configured, else the timeout less a margin."""
+        if self.lookup_timeout_seconds is not None:
+            return self.lookup_timeout_seconds
+        return max(self.timeout_seconds - LOOKUP_MARGIN, self.timeout_seconds / 2)
 
     def mode(self, rule_id: str) -> str:
         return self.modes.get(rule_id, OFF)

@@ -6,8 +6,11 @@ API server's critical path. Small reviews run inline on the event loop
 work); large bodies go to a small thread pool so that one huge pod cannot
 hold up the others, and every review runs under the configured timeout. A
 review that runs out of time is answered per ``failurePolicy``: ``Fail``
-denies, ``Ignore`` allows with a warning. Nothing from the object is ever
-logged (env values may be secrets): only uid, namespace/name and rule ids.
+denies, ``Ignore`` allows with a warning. With image inspection configured,
+``/validate`` first looks up the pod's images (``webhook.images``: memory,
+then a thread pool, within the lookup deadline) and hands their env to the
+reviewer as data. Nothing from the object is ever logged (env values may be
+secrets): only uid, namespace/name, image references and rule ids.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any
 
 import orjson
 
+from gpuguard.admission.policy import ImageLookups
 from gpuguard.admission.review import Response, Reviewer, review_of
+from gpuguard.webhook.images import ImageLookup
 from gpuguard.webhook.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("gpuguard.webhook")
@@ -48,10 +53,11 @@ class HttpError(Exception):
 
 @dataclass(slots=True)
 class State:
-    """What a config reload swaps: the reviewer (policy), the limits; and whether we are ready."""
+    """What a config reload swaps: the reviewer (policy), the limits, image inspection; and whether we are ready."""
 
     reviewer: Reviewer
     ready: bool = True
+    images: ImageLookup | None = None  # image inspection, when configured
 
     @property
     def max_body(self) -> int:
@@ -100,10 +106,14 @@ class WebhookApp:
             return await _reply(send, 405, b"use POST with an AdmissionReview\n", [*_TEXT, (b"allow", b"POST")])
         state = self.state  # one policy for the whole request, even if a reload swaps it meanwhile
         mutate, validate = _ENDPOINTS[path]
+        started = time.monotonic()
         try:
             async with asyncio.timeout(state.timeout):
                 body = await _read_body(scope, receive, state.max_body)
-                response = await self._review(state, body, mutate=mutate, validate=validate)
+                if validate and state.images is not None:
+                    response = await self._review_images(state, state.images, body, started, mutate=mutate)
+                else:
+                    response = await self._review(state, body, mutate=mutate, validate=validate)
         except HttpError as exc:
             log.info("%s: HTTP %d: %s", path, exc.status, exc.reason)
             return await _reply(send, exc.status, orjson.dumps({"error": exc.reason}), _JSON)
@@ -122,6 +132,26 @@ class WebhookApp:
         future = loop.run_in_executor(self.pool, _decide_kw, state.reviewer, body, mutate, validate)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout=max(state.timeout - 0.25, 0.05))
+        except TimeoutError:
+            return self._timed_out(state, body)
+
+    async def _review_images(
+        self, state: State, images: ImageLookup, body: bytes, started: float, *, mutate: bool
+    ) -> Response:
+        """Validation with image inspection: find the images, look them up (off the loop), then judge."""
+        loop = asyncio.get_running_loop()
+        inline = len(body) <= INLINE_BYTES
+        if inline:
+            request, refs = _request_and_images(state.reviewer, body)
+        else:  # parsing a large pod is work too: off the loop
+            request, refs = await loop.run_in_executor(self.pool, _request_and_images, state.reviewer, body)
+        found = await images.lookup(refs, started) if refs else None
+        if inline:
+            return state.reviewer.review(request, mutate=mutate, validate=True, images=found)
+        future = loop.run_in_executor(self.pool, _review_kw, state.reviewer, request, mutate, found)
+        left = state.timeout - 0.25 - (time.monotonic() - started)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=max(left, 0.05))
         except TimeoutError:
             return self._timed_out(state, body)
 
@@ -144,7 +174,8 @@ class WebhookApp:
             log.info("%s uid=%s denied: %s%s", path, r.uid, rules or "timeout", " (dry run)" if r.dry_run else "")
 
 
-def _decide(reviewer: Reviewer, body: bytes, *, mutate: bool, validate: bool) -> Response:
+def _request_of(body: bytes) -> Any:
+    """The AdmissionRequest of a body; HttpError 400 naming what is wrong."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -152,8 +183,20 @@ def _decide(reviewer: Reviewer, body: bytes, *, mutate: bool, validate: bool) ->
     found = review_of(doc)
     if isinstance(found, Response):
         raise HttpError(400, found.message.removeprefix("gpuguard: bad request: "))
-    _uid, request = found
-    return reviewer.review(request, mutate=mutate, validate=validate)
+    return found[1]
+
+
+def _request_and_images(reviewer: Reviewer, body: bytes) -> tuple[Any, tuple[str, ...]]:
+    request = _request_of(body)
+    return request, reviewer.images_to_inspect(request)
+
+
+def _decide(reviewer: Reviewer, body: bytes, *, mutate: bool, validate: bool) -> Response:
+    return reviewer.review(_request_of(body), mutate=mutate, validate=validate)
+
+
+def _review_kw(reviewer: Reviewer, request: Any, mutate: bool, images: ImageLookups | None) -> Response:
+    return reviewer.review(request, mutate=mutate, validate=True, images=images)
 
 
 def _decide_kw(reviewer: Reviewer, body: bytes, mutate: bool, validate: bool) -> Response:

@@ -24,7 +24,7 @@ class Metrics:
                                 ("endpoint", "outcome", "dry_run"), registry=r)  # fmt: skip
         self.latency = Histogram("gpuguard_webhook_request_duration_seconds", "Time to answer, by endpoint",
                                  ("endpoint",), buckets=_BUCKETS, registry=r)  # fmt: skip
-        self.image_cache = Counter("gpuguard_webhook_image_cache", "Image-resolution cache lookups by result",
+        self.image_cache = Counter("gpuguard_webhook_image_cache", "Image lookups: hit (memory), miss, timeout",
                                    ("result",), registry=r)  # fmt: skip
         self.reloads = Counter("gpuguard_webhook_reloads", "Reloads of the config and the TLS files, by result",
                                ("what", "result"), registry=r)  # fmt: skip
@@ -32,7 +32,7 @@ class Metrics:
                                 registry=r)  # fmt: skip
         self.config_generation = Gauge("gpuguard_webhook_config_generation", "Config loads served so far",
                                        registry=r)  # fmt: skip
-        for result in ("hit", "miss"):
+        for result in ("hit", "miss", "timeout"):
             self.image_cache.labels(result)  # exported as 0 even while image inspection is off
 
     def render(self) -> bytes:

@@ -31,6 +31,7 @@ from gpuguard.admission.review import Reviewer
 from gpuguard.model.admission import AdmissionConfig
 from gpuguard.model.errors import InputError
 from gpuguard.webhook.app import State, WebhookApp
+from gpuguard.webhook.images import ImageLookup, check_files, settings_of
 from gpuguard.webhook.metrics import Metrics
 from gpuguard.webhook.tls import CertReloader, Signature, file_signature
 
@@ -66,9 +67,22 @@ def read_config(path: str | None) -> AdmissionConfig:
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML: {str(exc).splitlines()[0]}") from None
     try:
-        return load_admission_config(doc)
+        config = load_admission_config(doc)
+        check_files(config)
     except InputError as exc:
         raise InputError(f"{path}: {exc.where}", exc.message) from None
+    return config
+
+
+def image_lookup(config: AdmissionConfig, metrics: Metrics) -> ImageLookup | None:
+    """Image inspection as configured (None when off: then the webhook needs no network)."""
+    if not config.resolve_images:
+        return None
+    lookup = ImageLookup(config, metrics)
+    log.warning("image inspection on: lookups within %gs (timeoutSeconds %g, failurePolicy %s), platform %s",
+                config.lookup_timeout(), config.timeout_seconds, config.failure_policy,
+                config.image_platform)  # fmt: skip
+    return lookup
 
 
 class Watcher(threading.Thread):
@@ -107,6 +121,11 @@ class Watcher(threading.Thread):
             self.metrics.reloads.labels("config", "error").inc()
             log.error("config not reloaded, keeping the previous one: %s", exc)
             return
+        old = self.state.images
+        if old is None or old.settings != settings_of(config):
+            self.state.images = image_lookup(config, self.metrics)  # new settings: a fresh in-memory cache
+            if old is not None:
+                old.close()
         self.state.reviewer = Reviewer(Policy(config, self.state.reviewer.policy.node))
         self.config_signature = signature
         self.metrics.reloads.labels("config", "ok").inc()
@@ -120,12 +139,9 @@ def serve(options: Options, echo: Callable[[str], None] | None = None) -> None:
     disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only double /metrics
     say = echo or (lambda text: print(text, file=sys.stderr, flush=True))
     config = read_config(options.config)
-    if config.resolve_images:
-        log.warning("resolveImages: image inspection is not implemented in the webhook yet; images are judged "
-                    "without it (GPU-family images unknown: GG108)")  # fmt: skip
     metrics = Metrics()
     metrics.config_generation.set(1)
-    state = State(Reviewer(Policy(config)))
+    state = State(Reviewer(Policy(config)), images=image_lookup(config, metrics))
     tls = None
     if not options.insecure_http:
         if not options.tls_cert or not options.tls_key:
@@ -153,6 +169,8 @@ def serve(options: Options, echo: Callable[[str], None] | None = None) -> None:
     finally:
         watcher.stop.set()
         app.pool.shutdown(wait=False, cancel_futures=True)
+        if state.images is not None:
+            state.images.close()
 
 
 def uvicorn_config(app: Any, options: Options, tls: CertReloader | None) -> uvicorn.Config:
