@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuguard.fixes.dockerfile import final_base_image, instructions, set_void
+from gpuguard.fixes.dockerfile import final_base_image, set_void
+from gpuguard.syntax.dockerfile import instructions
 
 MULTI_STAGE = """\
 # syntax=docker/dockerfile:1
@@ -103,8 +104,8 @@ def test_earlier_stage_env_is_not_the_final_stage() -> None:
 
 
 def test_instructions_span_continuations_and_comments() -> None:
-    steps = instructions("FROM a \\\n# inner comment\n  AS b\nRUN x\n")
-    assert [(s.keyword, s.first, s.last) for s in steps] == [("FROM", 0, 2), ("RUN", 3, 3)]
+    steps, _ = instructions("FROM a \\\n# inner comment\n  AS b\nRUN x\n")
+    assert [(s.keyword, s.line, s.last) for s in steps] == [("FROM", 1, 3), ("RUN", 4, 4)]
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gpuguard.syntax.dockerfile import Instruction, instructions
+
 NVD = "NVIDIA_VISIBLE_DEVICES"
 LINE = f"ENV {NVD}=void"
 
-_DIRECTIVE = re.compile(r"^#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$")
-_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _PAIR = re.compile(rf"(?<![\w$]){NVD}=(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?:[^\s\"'\\]|\\.)*)")
-
-
-@dataclass(frozen=True, slots=True)
-class Instruction:
-    keyword: str  # upper-case
-    first: int  # first physical line (0-based)
-    last: int  # last physical line
-    args: str  # the logical line after the keyword, continuations joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,47 +27,6 @@ class DockerfileFix:
     text: str
     changed: bool
     why: str
-
-
-def instructions(text: str) -> list[Instruction]:
-    """Logical instructions with their physical line span (comments, continuations and heredocs handled)."""
-    lines = text.splitlines()
-    escape = "\\"
-    n = 0
-    while n < len(lines):  # parser directives: only at the very top
-        m = _DIRECTIVE.match(lines[n])
-        if not m:
-            break
-        if m.group(1).lower() == "escape":
-            escape = m.group(2)
-        n += 1
-    out: list[Instruction] = []
-    while n < len(lines):
-        stripped = lines[n].strip()
-        if not stripped or stripped.startswith("#"):
-            n += 1
-            continue
-        first = n
-        parts: list[str] = []
-        while True:
-            body = lines[n].rstrip()
-            if body.endswith(escape) and n + 1 < len(lines):
-                parts.append(body[: -len(escape)])
-                n += 1
-                while n < len(lines) and lines[n].strip().startswith("#"):
-                    n += 1  # comment lines inside a continuation are dropped by the parser
-                continue
-            parts.append(body)
-            break
-        logical = " ".join(p.strip() for p in parts)
-        keyword, _, args = logical.partition(" ")
-        for strip_tabs, _quote, word in _HEREDOC.findall(args):
-            n += 1
-            while n < len(lines) and (lines[n].lstrip("\t") if strip_tabs else lines[n]) != word:
-                n += 1
-        out.append(Instruction(keyword.upper(), first, min(n, len(lines) - 1), args.strip()))
-        n += 1
-    return out
 
 
 def _sets_nvd(ins: Instruction) -> bool:
@@ -87,7 +38,7 @@ def _sets_nvd(ins: Instruction) -> bool:
 
 def set_void(text: str) -> DockerfileFix:
     """Add or rewrite ``ENV NVIDIA_VISIBLE_DEVICES=void`` in the final stage; idempotent."""
-    steps = instructions(text)
+    steps, _ = instructions(text)
     froms = [i for i, ins in enumerate(steps) if ins.keyword == "FROM"]
     if not froms:
         return DockerfileFix(text, False, "no FROM instruction: not a Dockerfile")
@@ -96,12 +47,11 @@ def set_void(text: str) -> DockerfileFix:
     nl = "\r\n" if "\r\n" in text else "\n"
     existing = [ins for ins in stage if _sets_nvd(ins)]
     if not existing:
-        at = stage[0].last + 1
-        at = min(at, len(lines))
+        at = min(stage[0].last, len(lines))  # the line after the FROM (``last`` is 1-based)
         if at == len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
             lines[-1] += nl
         lines.insert(at, LINE + nl)
-        return DockerfileFix("".join(lines), True, f"added {LINE} after the last FROM (line {stage[0].first + 1})")
+        return DockerfileFix("".join(lines), True, f"added {LINE} after the last FROM (line {stage[0].line})")
     for ins in reversed(existing):
         head, _, rest = ins.args.partition(" ")
         if head == NVD:
@@ -111,13 +61,14 @@ def set_void(text: str) -> DockerfileFix:
             value = values[-1] if len(set(values)) == 1 else ""
         if value.strip("\"'") == "void":
             continue
+        first, last = ins.line - 1, ins.last - 1  # 0-based physical lines
         if head == NVD or (head.startswith(f"{NVD}=") and len(_pairs(ins.args)) == 1):
-            end = lines[ins.last][len(lines[ins.last].rstrip("\r\n")) :]
-            keyword = lines[ins.first].lstrip()[:3]
-            indent = lines[ins.first][: len(lines[ins.first]) - len(lines[ins.first].lstrip())]
-            lines[ins.first : ins.last + 1] = [f"{indent}{keyword} {NVD}=void{end}"]
+            end = lines[last][len(lines[last].rstrip("\r\n")) :]
+            keyword = lines[first].lstrip()[:3]
+            indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+            lines[first : last + 1] = [f"{indent}{keyword} {NVD}=void{end}"]
         else:
-            for k in range(ins.first, ins.last + 1):
+            for k in range(first, last + 1):
                 lines[k] = _PAIR.sub(f"{NVD}=void", lines[k])
     fixed = "".join(lines)
     if fixed == text:
@@ -142,7 +93,7 @@ def final_base_image(text: str) -> str | None:
     args: dict[str, str] = {}
     stages: dict[str, str] = {}
     base: str | None = None
-    for ins in instructions(text):
+    for ins in instructions(text)[0]:
         if ins.keyword == "ARG" and base is None:
             name, _, default = ins.args.partition("=")
             args[name.strip()] = default.strip().strip("\"'")
