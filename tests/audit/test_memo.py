@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from gpuguard.audit.decisions import Decisions, ImageEnv, _shape
+from gpuguard.audit.decisions import Decisions, _shape
 from gpuguard.audit.profile import NODE_GPUS
 from gpuguard.engine.operator.profile import most_exposed_profile
 from gpuguard.engine.pod import decide_pod
 from gpuguard.model.pod import Container, EnvVar, Pod, SecurityContext, ValueRef
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
 
 IMAGES = ("busybox", "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", "ghcr.io/acme/api:1")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gpuguard.audit.decisions import ImageEnv
 from gpuguard.audit.dockerfiles import evaluate
 from gpuguard.audit.images import ResolvedImages
 from gpuguard.model.finding import Finding, Location, Severity
 from gpuguard.model.image import ImageConfig, ImageProblem, ImageResolution
 from gpuguard.rules.dockerfile import check_dockerfile
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
 
 CUDA = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"

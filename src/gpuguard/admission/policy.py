@@ -20,6 +20,7 @@ from gpuguard.model.finding import Finding
 from gpuguard.model.node import Gpu, NodeProfile, RuntimeHandler
 from gpuguard.model.pod import Container, Pod
 from gpuguard.rules.exempt import exempt_reason, operator_component
+from gpuguard.rules.images import AssumedImageEnv
 from gpuguard.rules.settings import Allow, AuditSettings
 from gpuguard.rules.workload import IMAGE_UNKNOWN, ImageFacts, check_pod
 
@@ -46,34 +47,6 @@ def with_handlers(node: NodeProfile, handlers: tuple[str, ...]) -> NodeProfile:
     for h in missing:
         known.setdefault(h, RuntimeHandler(h, nvidia=True))
     return dataclasses.replace(node, runtime_classes=classes, runtime=dataclasses.replace(node.runtime, handlers=known))
-
-
-class _ImageEnv(Mapping[str, tuple[str, ...]]):
-    """Image env for the engine without inspection: GPU-family images unknown, others assumed empty."""
-
-    def __init__(self, settings: AuditSettings) -> None:
-        self.settings = settings
-        self.gpu: dict[str, bool] = {}
-
-    def get(self, image: str, default: Any = None) -> Any:
-        gpu = self.gpu.get(image)
-        if gpu is None:
-            if len(self.gpu) >= _IMAGE_MEMO_LIMIT:
-                self.gpu.clear()
-            gpu = self.gpu[image] = self.settings.is_gpu_image(image)
-        return None if gpu else ()
-
-    def __getitem__(self, image: str) -> tuple[str, ...]:
-        value = self.get(image)
-        if value is None:
-            raise KeyError(image)
-        return value  # type: ignore[no-any-return]
-
-    def __iter__(self) -> Iterator[str]:
-        return (image for image, gpu in self.gpu.items() if not gpu)
-
-    def __len__(self) -> int:
-        return sum(1 for gpu in self.gpu.values() if not gpu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +126,7 @@ class Policy:
             allow=allow_list(config.exemptions),
             cdi_annotation_prefixes=config.cdi_annotation_prefixes,
         )
-        self.images = _ImageEnv(self.settings)
+        self.images = AssumedImageEnv(self.settings, memo_limit=_IMAGE_MEMO_LIMIT)
 
     def judge(self, pod: Pod, images: ImageLookups | None = None) -> list[Finding]:
         """The workload findings for ``pod`` on the node (exempt containers and components left out).

@@ -11,46 +11,16 @@ assumed empty), so streams of ordinary workloads hit the memo.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Iterator, Mapping
-from typing import Any
+from collections.abc import Hashable
 
 from gpuguard.engine.kubelet.env import Objects
 from gpuguard.engine.pod import decide_pod
 from gpuguard.model.decision import ContainerDecision
 from gpuguard.model.node import NodeProfile
 from gpuguard.model.pod import Pod
-from gpuguard.rules.settings import AuditSettings
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 
 MEMO_LIMIT = 1024  # shapes kept; the memo is cleared when full, so memory stays flat
-
-
-class ImageEnv(Mapping[str, tuple[str, ...]]):
-    """Image env for the engine: GPU-family images unknown (absent), others assumed empty."""
-
-    def __init__(self, settings: AuditSettings) -> None:
-        self.settings = settings
-        self.seen: dict[str, bool] = {}
-
-    def get(self, image: str, default: Any = None) -> Any:
-        gpu = self.seen.get(image)
-        if gpu is None:
-            gpu = self.seen[image] = self.settings.is_gpu_image(image)
-        return None if gpu else ()
-
-    def __getitem__(self, image: str) -> tuple[str, ...]:
-        value = self.get(image)
-        if value is None:
-            raise KeyError(image)
-        return value  # type: ignore[no-any-return]
-
-    def __iter__(self) -> Iterator[str]:
-        return (i for i, gpu in self.seen.items() if not gpu)
-
-    def __len__(self) -> int:
-        return sum(1 for gpu in self.seen.values() if not gpu)
-
-    def assumed(self) -> int:
-        return len(self)
 
 
 _READ_PREFIXES = ("NVIDIA_", "CUDA_")  # the env the toolkit and the device plugin read

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gpuguard.audit.decisions import ImageEnv
 from gpuguard.audit.images import ResolvedImages
 from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Finding, Location, ReadError
 from gpuguard.rules.dockerfile import FinalImage, check_dockerfile
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
 from gpuguard.sources.images.dockerfile import BaseEnv, Dockerfile, parse
 from gpuguard.sources.inputs import read_input

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuguard.audit.decisions import ImageEnv
 from gpuguard.engine.toolkit.envvars import NVD, is_legacy_image, parse_env
 from gpuguard.model.image import DEFAULT_PLATFORM, ImageResolution
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
 from gpuguard.sources.documents import load_documents
 from gpuguard.sources.kubernetes import objects

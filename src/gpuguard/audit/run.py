@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
-from gpuguard.audit.decisions import Decisions, ImageEnv
+from gpuguard.audit.decisions import Decisions
 from gpuguard.audit.dockerfiles import NO_FROM, external_bases, judge
 from gpuguard.audit.images import ImageOptions, ImageScan, ResolvedImages, resolve
 from gpuguard.audit.profile import Choice, NodeCheck, choose, prescan
@@ -37,6 +37,7 @@ from gpuguard.model.node import NodeProfile
 from gpuguard.model.pod import Pod
 from gpuguard.model.report import Report
 from gpuguard.rules import RULES, check_advisories, check_node, check_pod, check_toolkit_config
+from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.node import TOOLKIT_FILE_RULES
 from gpuguard.rules.settings import AuditSettings
 from gpuguard.rules.workload import NO_IMAGE_FACTS, ImageFacts
