@@ -27,7 +27,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gpuguard.model.node import NodeProfile
+from gpuguard.model.node import CHART_DEVICE_PLUGIN_ENV, NodeProfile
 from gpuguard.model.report import ProfileSummary
 from gpuguard.model.version import Version, v
 
@@ -48,14 +48,6 @@ EnvList = Sequence[Mapping[str, object]]
 # Until 25.3.3 the chart's values.yaml shipped these devicePlugin.env entries; a values overlay that
 # lists devicePlugin.env replaces them, so they must be restated (commit 1a1a5a1e moved them to the asset).
 CHART_DEVICE_PLUGIN_ENV_UNTIL = v("25.3.3")
-CHART_DEVICE_PLUGIN_ENV: tuple[tuple[str, str], ...] = (
-    ("PASS_DEVICE_SPECS", "true"),
-    ("FAIL_ON_INIT_ERROR", "true"),
-    ("DEVICE_LIST_STRATEGY", "envvar"),
-    ("DEVICE_ID_STRATEGY", "uuid"),
-    ("NVIDIA_VISIBLE_DEVICES", "all"),
-    ("NVIDIA_DRIVER_CAPABILITIES", "all"),
-)
 
 
 def chart_default_env(section: str, version: Version | None) -> list[dict[str, object]]:

@@ -15,6 +15,18 @@ from gpuguard.model.toolkit import Toolkit
 from gpuguard.model.version import Version
 
 NVIDIA_RESOURCE_PREFIX = "nvidia.com/"
+# The device plugin env the GPU Operator chart's values.yaml shipped before 25.3.3 (commit 1a1a5a1e moved
+# it into the operator's asset and left devicePlugin.env: []). A values file that sets devicePlugin.env
+# replaces this list, so a remedy for those releases must restate it.
+CHART_DEVICE_PLUGIN_ENV: tuple[tuple[str, str], ...] = (
+    ("PASS_DEVICE_SPECS", "true"),
+    ("FAIL_ON_INIT_ERROR", "true"),
+    ("DEVICE_LIST_STRATEGY", "envvar"),
+    ("DEVICE_ID_STRATEGY", "uuid"),
+    ("NVIDIA_VISIBLE_DEVICES", "all"),
+    ("NVIDIA_DRIVER_CAPABILITIES", "all"),
+)
+
 # nvidia.com/* resources that measure an amount of a shared GPU (HAMi), not a number of devices.
 NVIDIA_AMOUNT_RESOURCES = frozenset(
     {"nvidia.com/gpumem", "nvidia.com/gpumem-percentage", "nvidia.com/gpucores", "nvidia.com/priority"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpuguard.model.errors import InputError
+from gpuguard.model.node import CHART_DEVICE_PLUGIN_ENV
 from gpuguard.model.version import Version, v
 
 # --- GPU Operator boundaries -------------------------------------------------------------------
@@ -71,14 +72,6 @@ EXTRAS = "gds/gdrcopy transform"
 MIG = "mig transform"
 MPS = "mps transform"
 
-_DP_CHART_ENV = (
-    ("PASS_DEVICE_SPECS", "true"),
-    ("FAIL_ON_INIT_ERROR", "true"),
-    ("DEVICE_LIST_STRATEGY", "envvar"),
-    ("DEVICE_ID_STRATEGY", "uuid"),
-    ("NVIDIA_VISIBLE_DEVICES", "all"),
-    ("NVIDIA_DRIVER_CAPABILITIES", "all"),
-)
 MANAGEMENT_KIND = "management.nvidia.com/gpu"
 OPERATOR_NAMESPACE_REF = "$(metadata.namespace)"  # NRI_NAMESPACE comes from a fieldRef
 
@@ -138,8 +131,8 @@ def _toolkit_asset_env(at: Version) -> tuple[tuple[str, str], ...]:
 
 def _device_plugin_asset_env(at: Version) -> tuple[tuple[str, str], ...]:
     if at >= MPS_ROOT_ASSET:
-        return (*_DP_CHART_ENV, ("MPS_ROOT", "/run/nvidia/mps"))
-    return _DP_CHART_ENV
+        return (*CHART_DEVICE_PLUGIN_ENV, ("MPS_ROOT", "/run/nvidia/mps"))
+    return CHART_DEVICE_PLUGIN_ENV
 
 
 def _toolkit_order(at: Version) -> tuple[str, ...]:
@@ -183,7 +176,7 @@ def _release(tag: str, date: str, toolkit: str, device_plugin: str) -> Release:
         cdi_hook_path_env="NVIDIA_CDI_HOOK_PATH" if at >= CDI_HOOK_PATH_ENV else "NVIDIA_CTK_PATH",
         sets_gdrcopy=cdi_on_default,
         nri_requires_toolkit=at >= NRI_REQUIRES_TOOLKIT,
-        chart_device_plugin_env=() if at >= CHART_DEVICE_PLUGIN_ENV_EMPTY else _DP_CHART_ENV,
+        chart_device_plugin_env=() if at >= CHART_DEVICE_PLUGIN_ENV_EMPTY else CHART_DEVICE_PLUGIN_ENV,
         chart_default_runtime=None if at >= CHART_DEFAULT_RUNTIME_DROPPED else "docker",
         chart_psa_enabled=False if at >= PSA_FIELD else None,
         toolkit_asset_env=_toolkit_asset_env(at),
