@@ -19,7 +19,9 @@ from gpuguard.cli.options import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     UsageFailure,
+    check_cluster_options,
     check_image_options,
+    cluster_options,
     image_options,
     input_and_node_options,
     load_audit_settings,
@@ -38,6 +40,7 @@ from gpuguard.model.finding import Severity
               help="Exit 1 when a finding is at or above this severity.")
 @input_and_node_options
 @image_options
+@cluster_options
 @click.option("--ignore-file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Suppressions: rules, paths, resource, reason, expires.")
 @click.option("--baseline", type=click.Path(dir_okay=False), metavar="FILE",
@@ -58,6 +61,10 @@ def audit_command(
     ignore_file: str | None,
     baseline: str | None,
     no_color: bool,
+    cluster: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
     **images: Any,
 ) -> None:
     """Audit manifests, GPU Operator settings and toolkit configs for GPU exposure.
@@ -65,11 +72,21 @@ def audit_command(
     PATHS are files and directories (read recursively), or - for standard
     input (kubectl get -o yaml, helm template, kustomize build).  Exit status:
     0 clean, 1 findings at or above --fail-on, 2 usage error or unreadable input.
+    With --cluster, the live cluster is read instead (each pod judged on its node).
     """
     from gpuguard.audit.images import ImageOptions  # noqa: PLC0415 - lazy: other commands start fast
     from gpuguard.audit.run import AuditOptions, audit  # noqa: PLC0415
 
     check_image_options(images)
+    check_cluster_options(
+        {"cluster": cluster, "kubeconfig": kubeconfig, "context": context, "namespace": namespace},
+        {"PATHS": paths, "--include": include, "--exclude": exclude, "--operator-version": operator_version,
+         "--toolkit-version": toolkit_version, "--profile": profile, "--resolve-images": images["resolve_images"]},
+    )
+    if cluster:
+        report = _cluster_report(config, ignore_file, baseline, kubeconfig, context, namespace)
+        _finish(report, fmt, output, fail_on, no_color)
+        return
     if not paths:
         if sys.stdin.isatty():
             raise UsageFailure("give files, directories, or - to read standard input")
@@ -96,6 +113,32 @@ def audit_command(
         raise UsageFailure(str(exc)) from None
     if progress is not None:
         click.echo("\r\033[K", nl=False, err=True)
+    _finish(report, fmt, output, fail_on, no_color)
+
+
+def _cluster_report(  # noqa: PLR0917 - the --cluster options, passed through
+    config: str | None, ignore_file: str | None, baseline: str | None,
+    kubeconfig: str | None, context: str | None, namespace: str | None,
+) -> Any:
+    from gpuguard.audit.cluster import ClusterAuditOptions, audit_cluster  # noqa: PLC0415 - lazy
+    from gpuguard.sources.cluster import ConnectOptions  # noqa: PLC0415
+
+    progress = _progress() if sys.stderr.isatty() else None
+    try:
+        report = audit_cluster(
+            load_audit_settings(config),  # type: ignore[arg-type]
+            ClusterAuditOptions(ConnectOptions(kubeconfig=kubeconfig, context=context, namespace=namespace),
+                                ignore_file=ignore_file, baseline=baseline, progress=progress),
+        )
+    except InputError as exc:
+        raise UsageFailure(str(exc)) from None
+    if progress is not None:
+        click.echo("\r\033[K", nl=False, err=True)
+    return report
+
+
+def _finish(report: Any, fmt: str, output: str | None, fail_on: str, no_color: bool) -> None:
+    """Write the report, the errors and the summary line; exit with the status they call for."""
     color = fmt == "table" and not no_color and output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     data = FORMATS[fmt].render(report, color=color)
     if output is not None:

@@ -96,6 +96,36 @@ def check_image_options(values: dict[str, Any]) -> None:
             raise UsageFailure(f"--{key.replace('_', '-')} needs --resolve-images")
 
 
+_CLUSTER_OPTIONS = (
+    click.option("--cluster", is_flag=True,
+                 help="Audit the live cluster (kubeconfig or in-cluster service account; get/list only)."),
+    click.option("--kubeconfig", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="With --cluster: the kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
+    click.option("--context", metavar="NAME", help="With --cluster: the kubeconfig context (default: current)."),
+    click.option("--namespace", "-n", metavar="NS", help="With --cluster: pods of this namespace only (default: all)."),
+)  # fmt: skip
+_NEEDS_CLUSTER = ("kubeconfig", "context", "namespace")
+
+
+def cluster_options(command: F) -> F:
+    """``--cluster`` and how to reach the API server."""
+    for option in reversed(_CLUSTER_OPTIONS):
+        command = option(command)
+    return command
+
+
+def check_cluster_options(values: dict[str, Any], conflicts: dict[str, Any]) -> None:
+    """Cluster companions without ``--cluster``, or file-audit options with it: a usage error."""
+    if not values["cluster"]:
+        for key in _NEEDS_CLUSTER:
+            if values[key]:
+                raise UsageFailure(f"--{key} needs --cluster")
+        return
+    for flag, value in conflicts.items():
+        if value:
+            raise UsageFailure(f"{flag} cannot be used with --cluster")
+
+
 def input_and_node_options(command: F) -> F:
     """``--include/--exclude`` and the node options, shared by ``audit`` and ``fix``."""
     for option in reversed(_INPUT_AND_NODE_OPTIONS):

@@ -1,0 +1,241 @@
+"""A stand-in for the Kubernetes API server, for tests only.
+
+The Kubernetes API cannot be run on the test machines, so the cluster reader
+is tested against this: a local HTTPS server (stdlib ``http.server`` in a
+thread, TLS with a CA made by ``cryptography``) that answers the read-only
+list calls gpuguard makes with the shapes ``kubectl get -o json`` shows:
+``PodList``, ``NodeList``, ``DaemonSetList``, ``RuntimeClassList``,
+``ConfigMapList`` and the GPU Operator's ``ClusterPolicyList``
+(``nvidia.com/v1 clusterpolicies``).  List items carry no ``kind`` or
+``apiVersion``, as the real API's do not.
+
+List semantics as the real server's (no watches):
+
+* ``limit`` / ``continue``: a page of at most ``limit`` items;
+  ``metadata.continue`` is an opaque token and ``metadata.remainingItemCount``
+  the count left, both absent on the last page; a token from another list is
+  a 400, as a malformed token is on the real server;
+* a bearer token is required (401 ``Status`` otherwise);
+* ``throttle_once``: resources answered once with 429 and ``Retry-After``
+  (API Priority and Fairness), then served;
+* ``forbidden``: resources always answered with the 403 ``Status`` RBAC gives.
+
+Every request is recorded (``requests``: method, path, query) for assertions.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# resource name -> (list kind, apiVersion, cluster-scoped path, namespaced path prefix or None)
+ROUTES: dict[str, tuple[str, str, str, str | None]] = {
+    "pods": ("PodList", "v1", "/api/v1/pods", "/api/v1/namespaces/{ns}/pods"),
+    "nodes": ("NodeList", "v1", "/api/v1/nodes", None),
+    "configmaps": ("ConfigMapList", "v1", "/api/v1/configmaps", "/api/v1/namespaces/{ns}/configmaps"),
+    "daemonsets": ("DaemonSetList", "apps/v1", "/apis/apps/v1/daemonsets", "/apis/apps/v1/namespaces/{ns}/daemonsets"),
+    "runtimeclasses": ("RuntimeClassList", "node.k8s.io/v1", "/apis/node.k8s.io/v1/runtimeclasses", None),
+    "clusterpolicies": ("ClusterPolicyList", "nvidia.com/v1", "/apis/nvidia.com/v1/clusterpolicies", None),
+}
+
+TOKEN = "stand-in-sa-token-d0-not-print"  # the bearer token the stand-in accepts (the tests check it never leaks)
+
+
+@dataclass
+class Snapshot:
+    """The objects a cluster holds, by resource name (items as the API returns them)."""
+
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
+class ApiServer:
+    """The stand-in's state: what it serves and how it misbehaves."""
+
+    snapshot: Snapshot
+    throttle_once: set[str] = field(default_factory=set)
+    forbidden: set[str] = field(default_factory=set)
+    retry_after: str = "1"
+    requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+    ca_pem: bytes = b""
+
+    def route(self, path: str) -> tuple[str, str | None] | None:
+        """(resource, namespace or None) for a list path."""
+        for resource, (_, _, cluster_path, ns_path) in ROUTES.items():
+            if path == cluster_path:
+                return resource, None
+            if ns_path is not None:
+                head, tail = ns_path.split("{ns}")
+                if path.startswith(head) and path.endswith(tail):
+                    ns = path[len(head):len(path) - len(tail)]
+                    if ns and "/" not in ns:
+                        return resource, ns
+        return None
+
+    def kubeconfig(self, path: Path, context: str = "gpu-prod", token: str = TOKEN) -> Path:
+        """A kubeconfig for this server (CA data inline, a bearer token), as ``kubectl config view --raw`` writes."""
+        doc = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "gpu-prod-cluster", "cluster": {
+                "server": self.url, "certificate-authority-data": base64.b64encode(self.ca_pem).decode()}}],
+            "users": [{"name": "gpuguard-auditor", "user": {"token": token}}],
+            "contexts": [{"name": context, "context": {"cluster": "gpu-prod-cluster", "user": "gpuguard-auditor"}},
+                         {"name": "other", "context": {"cluster": "gpu-prod-cluster", "user": "gpuguard-auditor"}}],
+            "current-context": context,
+        }
+        path.write_text(json.dumps(doc))
+        return path
+
+
+def _status(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": message, "reason": reason, "code": code}
+    if details:
+        body["details"] = dict(details)
+    return body
+
+
+def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, code: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            query = parse_qs(url.query)
+            with state.lock:
+                state.requests.append(("GET", url.path, query))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+                return
+            found = state.route(url.path)
+            if found is None:
+                self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                return
+            resource, namespace = found
+            kind, api_version, _, _ = ROUTES[resource]
+            group = api_version.split("/")[0] if "/" in api_version else ""
+            if resource in state.forbidden:
+                scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+                self._send(403, _status(
+                    403, "Forbidden",
+                    f'{resource}{"." + group if group else ""} is forbidden: User '
+                    f'"system:serviceaccount:gpuguard:gpuguard" cannot list resource "{resource}" in API group '
+                    f'"{group}" {scope}',
+                    {"group": group, "kind": resource}))
+                return
+            with state.lock:
+                throttle = resource in state.throttle_once
+                state.throttle_once.discard(resource)
+            if throttle:
+                self._send(429, _status(429, "TooManyRequests", "Too many requests, please try again later."),
+                           {"Retry-After": state.retry_after, "X-Kubernetes-Pf-Flowschema-Uid": "stand-in",
+                            "X-Kubernetes-Pf-Prioritylevel-Uid": "stand-in"})
+                return
+            items = [i for i in state.snapshot.objects.get(resource, [])
+                     if namespace is None or i["metadata"].get("namespace") == namespace]
+            start = 0
+            if token := query.get("continue", [""])[0]:
+                try:
+                    decoded = json.loads(base64.urlsafe_b64decode(token))
+                    if decoded["list"] != url.path:
+                        raise ValueError(token)
+                    start = int(decoded["start"])
+                except (ValueError, KeyError, TypeError):
+                    self._send(400, _status(400, "BadRequest", "continue key is not valid: incorrect encoded start "
+                                            "resourceVersion (version meta.k8s.io/v1)"))
+                    return
+            limit = int(query.get("limit", ["0"])[0] or 0)
+            end = len(items) if limit <= 0 else min(len(items), start + limit)
+            meta: dict[str, Any] = {"resourceVersion": "734522"}
+            if end < len(items):
+                meta["continue"] = base64.urlsafe_b64encode(
+                    json.dumps({"v": "meta.k8s.io/v1", "rv": 734522, "start": end, "list": url.path}).encode()
+                ).decode()
+                meta["remainingItemCount"] = len(items) - end
+            self._send(200, {"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items[start:end]})
+
+    return Handler
+
+
+def _certificates() -> tuple[bytes, bytes, bytes]:
+    """(CA cert PEM, server cert PEM, server key PEM): a CA and a server certificate for 127.0.0.1/localhost."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes-ca (gpuguard stand-in)")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.DNSName("kubernetes.default.svc"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return (ca.public_bytes(pem), cert.public_bytes(pem),
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+@contextmanager
+def serve(snapshot: Snapshot, workdir: Path) -> Iterator[ApiServer]:
+    """Run the stand-in on 127.0.0.1 (a free port) until the block ends."""
+    ca_pem, cert_pem, key_pem = _certificates()
+    (workdir / "server.crt").write_bytes(cert_pem)
+    (workdir / "server.key").write_bytes(key_pem)
+    state = ApiServer(snapshot, ca_pem=ca_pem)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(workdir / "server.crt", workdir / "server.key")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    state.url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, name="kube-apiserver-stand-in", daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
