@@ -49,7 +49,9 @@ def test_every_rule_fires_on_the_examples(examples: tuple[int, dict, str]) -> No
     code, report, _ = examples
     assert code == 1
     fired = {f["rule_id"] for f in report["findings"]}
-    assert fired == set(RULES), sorted(set(RULES) - fired)
+    # Cluster-scope rules (GG207-GG209) need a live cluster: tests/cluster/test_cluster_rules.py covers them.
+    file_rules = {k for k, r in RULES.items() if r.scope != "cluster"}
+    assert fired == file_rules, sorted(file_rules - fired)
 
 
 @pytest.mark.parametrize(("obj", "rules"), sorted(EXPECTED.items()))

@@ -5,8 +5,11 @@ is tested against this: a local HTTPS server (stdlib ``http.server`` in a
 thread, TLS with a CA made by ``cryptography``) that answers the read-only
 list calls gpuguard makes with the shapes ``kubectl get -o json`` shows:
 ``PodList``, ``NodeList``, ``DaemonSetList``, ``RuntimeClassList``,
-``ConfigMapList`` and the GPU Operator's ``ClusterPolicyList``
-(``nvidia.com/v1 clusterpolicies``).  List items carry no ``kind`` or
+``ConfigMapList``, the GPU Operator's ``ClusterPolicyList``
+(``nvidia.com/v1 clusterpolicies``) and ``NVIDIADriverList``, and the admission
+configuration (webhook configurations, ValidatingAdmissionPolicies and bindings,
+Kyverno ``ClusterPolicy``, Gatekeeper ``ConstraintTemplate``).  The CRD-backed
+ones in ``OPTIONAL`` answer 404 when the snapshot has no entry (CRD not installed).  List items carry no ``kind`` or
 ``apiVersion``, as the real API's do not.
 
 List semantics as the real server's (no watches):
@@ -52,7 +55,23 @@ ROUTES: dict[str, tuple[str, str, str, str | None]] = {
     "daemonsets": ("DaemonSetList", "apps/v1", "/apis/apps/v1/daemonsets", "/apis/apps/v1/namespaces/{ns}/daemonsets"),
     "runtimeclasses": ("RuntimeClassList", "node.k8s.io/v1", "/apis/node.k8s.io/v1/runtimeclasses", None),
     "clusterpolicies": ("ClusterPolicyList", "nvidia.com/v1", "/apis/nvidia.com/v1/clusterpolicies", None),
+    "nvidiadrivers": ("NVIDIADriverList", "nvidia.com/v1alpha1", "/apis/nvidia.com/v1alpha1/nvidiadrivers", None),
+    "validatingwebhookconfigurations": ("ValidatingWebhookConfigurationList", "admissionregistration.k8s.io/v1",
+                                        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", None),
+    "mutatingwebhookconfigurations": ("MutatingWebhookConfigurationList", "admissionregistration.k8s.io/v1",
+                                      "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", None),
+    "validatingadmissionpolicies": ("ValidatingAdmissionPolicyList", "admissionregistration.k8s.io/v1",
+                                    "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies", None),
+    "validatingadmissionpolicybindings": ("ValidatingAdmissionPolicyBindingList", "admissionregistration.k8s.io/v1",
+                                          "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+                                          None),
+    "kyverno-clusterpolicies": ("ClusterPolicyList", "kyverno.io/v1", "/apis/kyverno.io/v1/clusterpolicies", None),
+    "constrainttemplates": ("ConstraintTemplateList", "templates.gatekeeper.sh/v1",
+                            "/apis/templates.gatekeeper.sh/v1/constrainttemplates", None),
 }
+# Resources whose CRD a snapshot may leave uninstalled: absent from ``Snapshot.objects`` -> 404, as the real
+# server answers for a group/version it does not serve.
+OPTIONAL = {"nvidiadrivers", "kyverno-clusterpolicies", "constrainttemplates"}
 
 TOKEN = "stand-in-sa-token-d0-not-print"  # the bearer token the stand-in accepts (the tests check it never leaks)
 
@@ -143,6 +162,9 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
                 return
             resource, namespace = found
+            if resource in OPTIONAL and resource not in state.snapshot.objects:
+                self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+                return
             kind, api_version, _, _ = ROUTES[resource]
             group = api_version.split("/")[0] if "/" in api_version else ""
             if resource in state.forbidden:

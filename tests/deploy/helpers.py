@@ -147,8 +147,11 @@ def check_deployment(docs: list[Doc], namespace: str = NAMESPACE) -> None:
     assert len(providers) <= 1 and providers in ([], [secret_name]), (providers, secret_name)
     # /tmp is writable although the root filesystem is not.
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
-    # The service account token is mounted only when the webhook reads the API (imagePullSecretLookup).
-    has_rbac = any(d["kind"] in ("Role", "ClusterRole") for d in docs)
+    # The service account token is mounted only when the webhook reads the API (imagePullSecretLookup); the
+    # cluster audit's read-only ClusterRole (clusterAudit.rbac.create) is for `gpuguard audit --cluster`, not
+    # for the webhook, which still gets no token.
+    has_rbac = any(d["kind"] in ("Role", "ClusterRole") and d["metadata"]["name"].endswith("-pull-secrets")
+                   for d in docs)
     assert pod["automountServiceAccountToken"] is has_rbac
     sa = only(docs, "ServiceAccount")
     assert pod["serviceAccountName"] == sa["metadata"]["name"]

@@ -51,6 +51,7 @@ VARIANTS = {
     "network-policy": ["networkPolicy.enabled=true"],
     "pull-secrets": ["imagePullSecretLookup.enabled=true", "imagePullSecretLookup.namespaces={ml,research}"],
     "pull-secrets-all": ["imagePullSecretLookup.enabled=true", "imagePullSecretLookup.allNamespaces=true"],
+    "cluster-audit-rbac": ["clusterAudit.rbac.create=true"],
     "tuned": ["replicaCount=3", "priorityClassName=system-cluster-critical", "webhook.excludeNamespaces={monitoring}"],
 }
 CERT_MANAGER_KINDS = {"Issuer", "Certificate"}
@@ -156,6 +157,22 @@ def test_rbac_least_privilege(home: Path) -> None:
     docs = render(home, "imagePullSecretLookup.enabled=true", "imagePullSecretLookup.allNamespaces=true")
     (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+
+def test_cluster_audit_rbac_is_get_list_on_exactly_what_the_reader_reads(home: Path) -> None:
+    from gpuguard.sources.cluster.reader import ADMISSION_RESOURCES
+
+    docs = render(home, "clusterAudit.rbac.create=true")
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert all(rule["verbs"] == ["get", "list"] for rule in role["rules"])
+    expected = {("", "pods"), ("", "nodes"), ("", "configmaps"), ("apps", "daemonsets"),
+                ("node.k8s.io", "runtimeclasses"), ("nvidia.com", "clusterpolicies"), ("nvidia.com", "nvidiadrivers"),
+                *((g, p) for g, _, p, _ in ADMISSION_RESOURCES)}
+    assert granted == expected
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gpuguard", "namespace": "gpuguard"}]
 
 
 def test_network_policy_allows_only_the_webhook_port_and_no_egress(home: Path) -> None:

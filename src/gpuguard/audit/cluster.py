@@ -47,11 +47,12 @@ from gpuguard.model.report import ProfileSummary, Report
 from gpuguard.model.toolkit import Toolkit
 from gpuguard.model.version import Version
 from gpuguard.rules import check_advisories, check_node, check_pod
+from gpuguard.rules.cluster import check_admission, check_restart, check_sharing, stale_containers
 from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
 from gpuguard.sources.classify import env_source
 from gpuguard.sources.cluster import ClusterReader, ConnectOptions, DaemonSetEnv, NodeFacts, connect
-from gpuguard.sources.cluster.reader import DEVICE_PLUGIN_DAEMONSET, TOOLKIT_DAEMONSET
+from gpuguard.sources.cluster.reader import DEVICE_PLUGIN_DAEMONSET, TOOLKIT_DAEMONSET, sharing_of
 from gpuguard.sources.inputs import read_input
 
 
@@ -101,12 +102,20 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
     policies = reader.cluster_policies()
     daemonsets = reader.operator_daemonsets()
     classes = reader.runtime_classes()
+    drivers = reader.nvidia_drivers()
+    errors_before = len(reader.errors)
+    admission = reader.admission()
+    admission_read = len(reader.errors) == errors_before
     env_objects: dict[tuple[str, str, str], dict[str, str]] = {}
-    objects = len(nodes) + len(policies) + len(classes)
+    objects = len(nodes) + len(policies) + len(classes) + len(drivers) + len(admission)
+    shared: dict[tuple[str, str], dict[str, tuple[str, int]]] = {}
     for item in reader.config_maps():
         objects += 1
         if (env := env_source(item)) is not None:
             env_objects[env[0]] = env[1]
+        if sharing := sharing_of(item):
+            meta = item.get("metadata") or {}
+            shared[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = sharing
     images = ImageEnv(settings)
     notes: list[str] = []
     errors: list[ReadError] = []
@@ -117,9 +126,18 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
             judges[node.name] = NodeJudge(node.name, profile, source, Decisions(profile, images))
     if len(policies) > 1:
         notes.append(f"{len(policies)} ClusterPolicies: the first ({_name(policies[0])}) is used, as the operator does")
+    if drivers:
+        notes.append(f"{len(drivers)} NVIDIADriver objects: driver settings per node pool are not judged")
     findings: list[Finding] = []
     exempt: list[Exempt] = []
     not_gpu = pending = 0
+    # GG208: the start of the toolkit DaemonSet's pod per node (its last rollout there), and pods that would
+    # have got more GPUs under the most exposed settings than they get now (decided once the rollouts are known).
+    rollouts: dict[str, str] = {}
+    exposed: dict[str, Decisions] = {}
+    stale: list[tuple[Pod, str, Sequence[Any], Sequence[Any]]] = []
+    # GG209: GPU-requesting pods per node and namespace
+    gpu_pods: dict[str, dict[str, list[str]]] = {}
     for pod in reader.pods():
         objects += 1
         if objects % 5000 == 0:
@@ -133,7 +151,23 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
         if problem is not None and problem not in errors:
             errors.append(problem)
         if pod.node_name is not None:
-            found, ex = _judge(pod, judges[pod.node_name], settings, env_objects, "node")
+            judge = judges[pod.node_name]
+            found, ex = _judge(pod, judge, settings, env_objects, "node")
+            started = reader.start_times.get((pod.namespace, pod.name))
+            if _is_toolkit_pod(pod):
+                if started and started > rollouts.get(pod.node_name, ""):
+                    rollouts[pod.node_name] = started
+            elif started and not ex:  # GPU Operator components and allow-listed tools are exempt
+                if judge.name not in exposed:
+                    exposed[judge.name] = Decisions(dataclasses.replace(
+                        most_exposed_profile(judge.profile.gpus),
+                        runtime_classes={**judge.profile.runtime_classes}), images)
+                now = judge.decisions.decide(pod, env_objects)
+                before = exposed[judge.name].decide(pod, env_objects)
+                if stale_containers(now, before):
+                    stale.append((pod, started, now, before))
+            if any(k.startswith("nvidia.com/") and n > 0 for c in pod.containers for k, n in c.resources.items()):
+                gpu_pods.setdefault(pod.node_name, {}).setdefault(pod.namespace, []).append(pod.name)
         elif judges:
             pending += 1
             found, ex = max((_judge(pod, j, settings, env_objects, "pending: judged on") for j in judges.values()),
@@ -151,6 +185,11 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
             if key not in seen and not suppressor.check(f, None):
                 seen.add(key)
                 findings.append(f)
+    findings.extend(_cluster_rules(judges, nodes, policies, shared, gpu_pods, rollouts, stale, location, suppressor))
+    if judges and admission_read:
+        findings.extend(f for f in check_admission(admission, location) if not suppressor.check(f, None))
+    elif judges:
+        notes.append("admission configuration not fully readable: GG207 not judged")
     if not_gpu:
         notes.append(f"{not_gpu} pods on nodes without GPUs: not judged (no NVIDIA runtime there)")
     if pending:
@@ -171,6 +210,67 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
         rules=rule_infos(),
         objects=objects,
     )
+
+
+def _is_toolkit_pod(pod: Pod) -> bool:
+    return any(o.kind == "DaemonSet" and o.name == TOOLKIT_DAEMONSET for o in pod.owner_references)
+
+
+def _cluster_rules(  # noqa: PLR0917 - what the pod loop gathered
+    judges: Mapping[str, NodeJudge],
+    nodes: Sequence[NodeFacts],
+    policies: Sequence[Mapping[str, Any]],
+    shared: Mapping[tuple[str, str], Mapping[str, tuple[str, int]]],
+    gpu_pods: Mapping[str, Mapping[str, list[str]]],
+    rollouts: Mapping[str, str],
+    stale: Sequence[tuple[Pod, str, Sequence[Any], Sequence[Any]]],
+    location: Location,
+    suppressor: Suppressor,
+) -> list[Finding]:
+    """GG208 per pod (once the toolkit rollouts are known) and GG209 per GPU node."""
+    found: list[Finding] = []
+    for pod, started, now, before in stale:
+        rollout = rollouts.get(pod.node_name or "", "")
+        found.extend(check_restart(pod, started, rollout, now, before, location))
+    for node in nodes:
+        if node.name not in judges:
+            continue
+        strategy, replicas = node_sharing(node, policies, shared)
+        found.extend(check_sharing(node.name, replicas, strategy, gpu_pods.get(node.name, {}), location))
+    return [f for f in found if not suppressor.check(f, None)]
+
+
+def node_sharing(
+    node: NodeFacts,
+    policies: Sequence[Mapping[str, Any]],
+    shared: Mapping[tuple[str, str], Mapping[str, tuple[str, int]]],
+) -> tuple[str, int]:
+    """How the device plugin shares this node's GPUs: (strategy, replicas); ("", 0) when it does not.
+
+    The config is the ClusterPolicy's ``spec.devicePlugin.config`` (name, default key) when set, else any
+    ConfigMap holding a device plugin config; the key is the node's ``nvidia.com/device-plugin.config``
+    label, else the default, else ``default``, else the ConfigMap's only key.  GPU Feature Discovery's
+    ``nvidia.com/gpu.replicas`` label counts too.
+    """
+    config: Mapping[str, Any] = {}
+    if policies:
+        spec = policies[0].get("spec")
+        plugin = spec.get("devicePlugin") if isinstance(spec, Mapping) else None
+        cfg = plugin.get("config") if isinstance(plugin, Mapping) else None
+        config = cfg if isinstance(cfg, Mapping) else {}
+    name, default = config.get("name"), config.get("default")
+    key = node.labels.get("nvidia.com/device-plugin.config") or default or "default"
+    best: tuple[str, int] = ("", 0)
+    for (_, cm_name), keys in shared.items():
+        if name and cm_name != name:
+            continue
+        pick = keys.get(str(key)) or (next(iter(keys.values())) if len(keys) == 1 else None)
+        if pick is not None and pick[1] > best[1]:
+            best = pick
+    label = node.labels.get("nvidia.com/gpu.replicas", "")
+    if label.isdigit() and int(label) > best[1]:
+        best = (node.labels.get("nvidia.com/gpu.sharing-strategy", "time-slicing"), int(label))
+    return best
 
 
 def node_setup(  # noqa: PLR0917 - the cluster's node settings, read once

@@ -13,6 +13,7 @@ _SCOPES = {
     "pod": "one pod (its spec)",
     "image": "the final stage of one Dockerfile (the env its image sets)",
     "node": "the node's effective settings (ClusterPolicy, Helm values, config.toml, flags)",
+    "cluster": "the live cluster (gpuguard audit --cluster): its admission configuration, running pods and nodes",
 }
 
 

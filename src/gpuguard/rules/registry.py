@@ -282,6 +282,52 @@ RULES: dict[str, RuleInfo] = dict(
             _GOOGLE_DOC,
         ),
         _rule(
+            "GG207",
+            "No admission control covers GPU exposure",
+            Severity.MEDIUM,
+            "cluster",
+            "Node settings decide what a container gets; only admission control stops a pod that asks for "
+            "GPUs it should not have (NVIDIA_VISIBLE_DEVICES in its env, a runtimeClassName that selects the "
+            "NVIDIA runtime, nvidia.com/gpu requests in a namespace that must not have them) before it runs. "
+            "The cluster has no gpuguard webhook (recognised by its /validate or /mutate service path and its "
+            "gpuguard name or labels) and no Kyverno ClusterPolicy, Gatekeeper ConstraintTemplate or "
+            "ValidatingAdmissionPolicy that mentions NVIDIA_VISIBLE_DEVICES, nvidia.com/gpu or runtimeClassName.",
+            "Install the gpuguard admission webhook (deploy/helm/gpuguard) or export its policy as a "
+            "ValidatingAdmissionPolicy, Kyverno or Gatekeeper policy (`gpuguard policy`).",
+            _VAP,
+            _PSS,
+        ),
+        _rule(
+            "GG208",
+            "A running pod still holds GPUs it obtained before hardening",
+            Severity.HIGH,
+            "cluster",
+            "The toolkit decides what a container sees when the container is created: hardening the node "
+            "(ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED=false, CDI, a new default runtime) does not "
+            "take GPUs back from running containers. Heuristic: the pod's status.startTime is before the start "
+            "of the toolkit DaemonSet's pod on its node (the last rollout there), and the engine gives its "
+            "containers GPUs under the most exposed common configuration (the operator's pre-hardening "
+            "defaults) but not under the node's current settings.",
+            "Restart the pod (delete it, or `kubectl rollout restart` its workload) so that it is created "
+            "under the current settings.",
+            _OP_421,
+            _SECURITY,
+        ),
+        _rule(
+            "GG209",
+            "GPUs shared by time-slicing or MPS across namespaces",
+            Severity.MEDIUM,
+            "cluster",
+            "With time-slicing or MPS (device plugin config sharing.timeSlicing or sharing.mps with replicas > 1) "
+            "several pods get the same physical GPU. Time-slicing gives no memory or fault isolation and MPS "
+            "only limits memory: a pod can read timing, exhaust memory or crash the GPU for the others. Pods "
+            "of two or more namespaces share the GPUs of one node.",
+            "Where tenants must not see each other, use MIG partitions or dedicated GPUs (a node pool per "
+            "tenant, with taints); keep time-slicing and MPS to pods of one namespace.",
+            "https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/gpu-sharing.html",
+            "https://github.com/NVIDIA/k8s-device-plugin#shared-access-to-gpus",
+        ),
+        _rule(
             "GG301",
             "Toolkit or GPU Operator release with a known advisory",
             Severity.HIGH,

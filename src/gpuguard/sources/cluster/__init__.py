@@ -1,7 +1,8 @@
 """A live cluster as a source: the Kubernetes API, read with ``get``/``list`` only.
 
-:mod:`.reader` lists pods, nodes, the GPU Operator's ClusterPolicy and its
-rendered DaemonSets, RuntimeClasses and ConfigMaps through the official
+:mod:`.reader` lists pods, nodes, the GPU Operator's ClusterPolicy, NVIDIADriver
+objects and rendered DaemonSets, RuntimeClasses, ConfigMaps and the admission
+configuration (webhooks, ValidatingAdmissionPolicies, Kyverno, Gatekeeper) through the official
 ``kubernetes`` client (paginated, 429 Retry-After honoured, per-request
 timeouts) and turns them into the same model objects the file sources give.
 """

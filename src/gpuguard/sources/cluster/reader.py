@@ -34,6 +34,16 @@ DEVICE_PLUGIN_DAEMONSET = "nvidia-device-plugin-daemonset"
 OPERATOR_DAEMONSETS = (TOOLKIT_DAEMONSET, DEVICE_PLUGIN_DAEMONSET)
 _CONTAINERS = {TOOLKIT_DAEMONSET: "nvidia-container-toolkit-ctr", DEVICE_PLUGIN_DAEMONSET: "nvidia-device-plugin"}
 
+# Admission configuration read in place: (group, version, plural, kind); each optional (404: not installed).
+ADMISSION_RESOURCES = (
+    ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding"),
+    ("kyverno.io", "v1", "clusterpolicies", "ClusterPolicy"),
+    ("templates.gatekeeper.sh", "v1", "constrainttemplates", "ConstraintTemplate"),
+)
+
 PAGE_SIZE = 500
 MAX_RETRIES = 5
 MAX_RETRY_AFTER = 30.0  # seconds; a larger Retry-After is capped
@@ -171,6 +181,8 @@ class ClusterReader:
         self.errors: list[ReadError] = []
         self.requests = 0
         self.retries = 0
+        # (namespace, pod name) -> status.startTime (RFC 3339, UTC) of the scheduled pods read so far
+        self.start_times: dict[tuple[str, str], str] = {}
         self._sleep = sleep
         self._core = client.CoreV1Api(api)
         self._apps = client.AppsV1Api(api)
@@ -194,7 +206,10 @@ class ClusterReader:
             except InputError as exc:
                 self.errors.append(ReadError(str(exc), self.location))
                 continue
+            started = _section(item, "status").get("startTime")
             for pod in found:
+                if isinstance(started, str) and pod.node_name is not None:
+                    self.start_times[(pod.namespace, pod.name)] = started
                 yield replace(pod, location=self.location)
 
     def nodes(self) -> list[NodeFacts]:
@@ -219,6 +234,28 @@ class ClusterReader:
         for item in items:
             item.setdefault("apiVersion", "nvidia.com/v1")
             item.setdefault("kind", "ClusterPolicy")
+        return items
+
+    def nvidia_drivers(self) -> list[dict[str, Any]]:
+        """The GPU Operator's NVIDIADriver objects (``nvidia.com/v1alpha1 nvidiadrivers``); none without the CRD."""
+        return self._custom_list("nvidia.com", "v1alpha1", "nvidiadrivers", "NVIDIADriver")
+
+    def admission(self) -> list[dict[str, Any]]:
+        """The admission configuration in place: webhook configurations, ValidatingAdmissionPolicies and
+        their bindings, Kyverno ClusterPolicies, Gatekeeper ConstraintTemplates.  Each is optional (404: absent)."""
+        found: list[dict[str, Any]] = []
+        for group, version, plural, kind in ADMISSION_RESOURCES:
+            found.extend(self._custom_list(group, version, plural, kind))
+        return found
+
+    def _custom_list(self, group: str, version: str, plural: str, kind: str) -> list[dict[str, Any]]:
+        def call(**kw: Any) -> Any:
+            return self._custom.list_cluster_custom_object(group, version, plural, **kw)
+
+        items = list(self._list(f"{plural}.{group}", call, missing_ok=True))
+        for item in items:
+            item.setdefault("apiVersion", f"{group}/{version}")
+            item.setdefault("kind", kind)
         return items
 
     def operator_daemonsets(self) -> list[DaemonSetEnv]:
@@ -363,3 +400,35 @@ def _strings(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): str(v) for k, v in value.items()}
+
+
+def sharing_of(config_map: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Device plugin configs in a ConfigMap that share GPUs: key -> (``timeSlicing``/``mps``, most replicas).
+
+    A key counts when its value is a device plugin config (YAML with ``version`` and
+    ``sharing.timeSlicing.resources`` or ``sharing.mps.resources``); other keys are ignored.
+    """
+    import yaml  # noqa: PLC0415 - lazy: only ConfigMaps that look like device plugin configs are parsed
+
+    found: dict[str, tuple[str, int]] = {}
+    data = config_map.get("data")
+    if not isinstance(data, Mapping):
+        return found
+    for key, text in data.items():
+        if not isinstance(text, str) or "sharing" not in text:
+            continue
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        sharing = doc.get("sharing") if isinstance(doc, Mapping) else None
+        if not isinstance(sharing, Mapping):
+            continue
+        for strategy in ("timeSlicing", "mps"):
+            section = sharing.get(strategy)
+            resources = section.get("resources") if isinstance(section, Mapping) else None
+            replicas = [r.get("replicas") for r in resources or () if isinstance(r, Mapping)]
+            most = max((n for n in replicas if isinstance(n, int)), default=0)
+            if most > found.get(str(key), ("", 0))[1]:
+                found[str(key)] = (strategy, most)
+    return found
