@@ -24,6 +24,12 @@ List semantics as the real server's (no watches):
 * ``forbidden``: resources always answered with the 403 ``Status`` RBAC gives.
 
 Every request is recorded (``requests``: method, path, query) for assertions.
+
+For ``gpuguard verify`` it also takes writes (``POST`` namespaces and pods,
+``DELETE`` a namespace) and serves one pod (``GET .../pods/NAME``) and its log
+(``GET .../pods/NAME/log``): a created pod "runs" at once, ``runner(node, pod)``
+giving its (phase, log text); without a runner a pod stays ``Pending``.
+Created objects are kept in ``namespaces`` and ``pods``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +101,10 @@ class ApiServer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     ca_pem: bytes = b""
+    runner: Callable[[str, dict[str, Any]], tuple[str, str]] | None = None
+    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    logs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def route(self, path: str) -> tuple[str, str | None] | None:
         """(resource, namespace or None) for a list path."""
@@ -149,13 +159,92 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:
+        def _begin(self, method: str) -> tuple[str, dict[str, list[str]]] | None:
             url = urlsplit(self.path)
             query = parse_qs(url.query)
             with state.lock:
-                state.requests.append(("GET", url.path, query))
+                state.requests.append((method, url.path, query))
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._send(401, _status(401, "Unauthorized", "Unauthorized"))
+                return None
+            return url.path, query
+
+        def _not_found(self, what: str) -> None:
+            self._send(404, _status(404, "NotFound", f"{what} not found"))
+
+        def do_POST(self) -> None:
+            begun = self._begin("POST")
+            if begun is None:
+                return
+            path, _ = begun
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            parts = path.strip("/").split("/")
+            if path == "/api/v1/namespaces":
+                name = body["metadata"]["name"]
+                if name in state.namespaces:
+                    self._send(409, _status(409, "AlreadyExists", f'namespaces "{name}" already exists'))
+                    return
+                body.setdefault("status", {})["phase"] = "Active"
+                state.namespaces[name] = body
+                self._send(201, body)
+                return
+            if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods":
+                ns = parts[3]
+                if ns not in state.namespaces:
+                    self._not_found(f'namespaces "{ns}"')
+                    return
+                name = body["metadata"]["name"]
+                node = body.get("spec", {}).get("nodeName", "")
+                phase, log = state.runner(node, body) if state.runner else ("Pending", "")
+                body["metadata"]["namespace"] = ns
+                body["status"] = {"phase": phase}
+                state.pods[(ns, name)] = body
+                state.logs[(ns, name)] = log
+                self._send(201, body)
+                return
+            self._not_found("resource")
+
+        def do_DELETE(self) -> None:
+            begun = self._begin("DELETE")
+            if begun is None:
+                return
+            parts = begun[0].strip("/").split("/")
+            if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"] and parts[3] in state.namespaces:
+                ns = parts[3]
+                del state.namespaces[ns]
+                for key in [k for k in state.pods if k[0] == ns]:
+                    del state.pods[key]
+                self._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+                return
+            self._not_found("namespace")
+
+        def _single_pod(self, path: str) -> bool:
+            parts = path.strip("/").split("/")
+            if not (len(parts) in {6, 7} and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods"):
+                return False
+            key = (parts[3], parts[5])
+            if key not in state.pods:
+                self._not_found(f'pods "{parts[5]}"')
+            elif len(parts) == 6:
+                self._send(200, state.pods[key])
+            elif parts[6] == "log":
+                data = state.logs.get(key, "").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                self._not_found("subresource")
+            return True
+
+        def do_GET(self) -> None:
+            begun = self._begin("GET")
+            if begun is None:
+                return
+            url = urlsplit(self.path)
+            query = begun[1]
+            if self._single_pod(url.path):
                 return
             found = state.route(url.path)
             if found is None:
@@ -241,12 +330,13 @@ def _certificates() -> tuple[bytes, bytes, bytes]:
 
 
 @contextmanager
-def serve(snapshot: Snapshot, workdir: Path) -> Iterator[ApiServer]:
-    """Run the stand-in on 127.0.0.1 (a free port) until the block ends."""
+def serve(snapshot: Snapshot, workdir: Path,
+          runner: Callable[[str, dict[str, Any]], tuple[str, str]] | None = None) -> Iterator[ApiServer]:
+    """Run the stand-in on 127.0.0.1 (a free port) until the block ends; ``runner`` runs created pods."""
     ca_pem, cert_pem, key_pem = _certificates()
     (workdir / "server.crt").write_bytes(cert_pem)
     (workdir / "server.key").write_bytes(key_pem)
-    state = ApiServer(snapshot, ca_pem=ca_pem)
+    state = ApiServer(snapshot, ca_pem=ca_pem, runner=runner)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -18,6 +18,7 @@ from gpuguard.cli.fix import fix_command
 from gpuguard.cli.policy import policy_command
 from gpuguard.cli.rules import rules_command
 from gpuguard.cli.simulate import simulate_command
+from gpuguard.cli.verify import verify_command
 from gpuguard.cli.webhook import webhook_command
 
 INTERNAL_ERROR = 3
@@ -34,6 +35,7 @@ cli.add_command(fix_command)
 cli.add_command(policy_command)
 cli.add_command(rules_command)
 cli.add_command(simulate_command)
+cli.add_command(verify_command)
 cli.add_command(webhook_command)
 
 
