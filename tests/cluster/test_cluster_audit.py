@@ -140,6 +140,7 @@ def test_daemonset_env_is_preferred_over_the_cluster_policy(
     assert "envvar from unprivileged: true" in source
     alice = _pod_findings(report, "jupyter-alice")
     assert alice and alice[0].message.endswith(f"[node {EXPOSED_ON['jupyter-alice']}]")
+    assert alice[0].node == "gpu-a100-1"  # structured, for the per-node matrix of reports
 
 
 def test_namespace_lists_one_namespace(apiserver: ApiServer, kubeconfig: Path) -> None:

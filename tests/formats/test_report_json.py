@@ -66,6 +66,7 @@ def test_key_order_is_fixed() -> None:
         "severity",
         "resource",
         "container",
+        "node",
         "location",
         "message",
         "trail",
@@ -95,6 +96,7 @@ def test_values_as_typed() -> None:
         "severity": "critical",
         "resource": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "research", "name": "notebook"},
         "container": "jupyter",
+        "node": None,
         "location": {"path": "deploy/research.yaml", "line": 12},
         "message": "Container sees all GPUs without requesting one.",
         "trail": [

@@ -390,7 +390,7 @@ def _judge(
 ) -> tuple[list[Finding], list[Exempt]]:
     decisions = judge.decisions.decide(pod, env)  # type: ignore[arg-type]
     found, exempt = check_pod(pod, decisions, judge.profile, settings)
-    return [dataclasses.replace(f, message=f"{f.message} [{how} {judge.name}]") for f in found], exempt
+    return [dataclasses.replace(f, message=f"{f.message} [{how} {judge.name}]", node=judge.name) for f in found], exempt
 
 
 def _weight(found: Sequence[Finding]) -> tuple[int, int]:

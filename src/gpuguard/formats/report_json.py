@@ -66,6 +66,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "severity": f.severity.label,
         "resource": _resource(f.resource),
         "container": f.container,
+        "node": f.node,
         "location": _location(f.location),
         "message": f.message,
         "trail": [step.as_dict() for step in f.trail],

@@ -81,6 +81,7 @@ class Finding:
     trail: tuple[Step, ...] = field(default=())
     decision: ContainerDecision | None = None  # the engine's answer behind a container finding
     subject: str | None = None  # what within the object, when one object can hold several (a config key)
+    node: str | None = None  # the GPU node it was judged on (live cluster, node agent); not part of the identity
 
     @property
     def fingerprint(self) -> str:

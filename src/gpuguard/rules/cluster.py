@@ -102,7 +102,7 @@ def check_restart(  # noqa: PLR0917 - one pod and what the audit knows of its no
         remediation=info.remediation,
         resource=Resource(pod.workload_api_version or "v1", pod.workload_kind,
                           pod.workload_namespace or pod.namespace, pod.workload_name or pod.name),
-        container=stale[0], location=location,
+        container=stale[0], location=location, node=pod.node_name,
         trail=(Step(info.id, f"pod started {started}", f"toolkit pod on the node started {rollout}"),),
     )]
 
@@ -120,7 +120,7 @@ def check_sharing(
         message=(f"Node {node} shares each GPU {replicas} ways by {strategy} among pods of {len(namespaces)} "
                  f"namespaces ({listed}): no memory or fault isolation between them."),
         remediation=info.remediation,
-        resource=Resource("v1", "Node", None, node), location=location, subject=strategy,
+        resource=Resource("v1", "Node", None, node), location=location, subject=strategy, node=node,
         trail=(Step(info.id, f"{strategy} replicas {replicas}", f"{len(namespaces)} namespaces on {node}"),),
     )]
 
