@@ -28,11 +28,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpuguard.audit.decisions import Decisions
+from gpuguard.audit.images import ImageOptions, ImageScan, ResolvedImages, docker_config, resolve
 from gpuguard.audit.profile import _version_of, settings_of
 from gpuguard.audit.run import rule_infos
 from gpuguard.audit.suppress import Suppressor, read_baseline, read_ignore_file
@@ -50,6 +51,7 @@ from gpuguard.rules import check_advisories, check_node, check_pod
 from gpuguard.rules.cluster import check_admission, check_restart, check_sharing, stale_containers
 from gpuguard.rules.images import AssumedImageEnv as ImageEnv
 from gpuguard.rules.settings import AuditSettings
+from gpuguard.rules.workload import NO_IMAGE_FACTS, ImageFacts
 from gpuguard.sources.classify import env_source
 from gpuguard.sources.cluster import ClusterReader, ConnectOptions, DaemonSetEnv, NodeFacts, connect
 from gpuguard.sources.cluster.reader import DEVICE_PLUGIN_DAEMONSET, TOOLKIT_DAEMONSET, sharing_of
@@ -65,6 +67,8 @@ class ClusterAuditOptions:
     baseline: str | None = None
     progress: Callable[[str], None] | None = None
     sleep: Callable[[float], None] = time.sleep  # waits for 429 Retry-After (tests record instead)
+    images: ImageOptions = field(default_factory=ImageOptions)  # --resolve-images and its companions
+    pull_secrets: bool = False  # --read-pull-secrets: get the pods' imagePullSecrets for the registry client
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,12 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
         if sharing := sharing_of(item):
             meta = item.get("metadata") or {}
             shared[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = sharing
-    images = ImageEnv(settings)
+    pods: Iterable[Pod] = reader.pods()
+    images: ImageEnv = ImageEnv(settings)
+    if options.images.resolve:
+        pods = list(pods)  # every image is resolved up front, so the pods are read before they are judged
+        images = _resolved_images(reader, pods, settings, options, progress)
+    facts = ImageFacts(images.problems) if isinstance(images, ResolvedImages) else NO_IMAGE_FACTS
     notes: list[str] = []
     errors: list[ReadError] = []
     judges = {}
@@ -138,7 +147,7 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
     stale: list[tuple[Pod, str, Sequence[Any], Sequence[Any]]] = []
     # GG209: GPU-requesting pods per node and namespace
     gpu_pods: dict[str, dict[str, list[str]]] = {}
-    for pod in reader.pods():
+    for pod in pods:
         objects += 1
         if objects % 5000 == 0:
             progress(f"{objects} objects, {len(findings)} findings")
@@ -152,7 +161,7 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
             errors.append(problem)
         if pod.node_name is not None:
             judge = judges[pod.node_name]
-            found, ex = _judge(pod, judge, settings, env_objects, "node")
+            found, ex = _judge(pod, judge, settings, env_objects, "node", facts)
             started = reader.start_times.get((pod.namespace, pod.name))
             if _is_toolkit_pod(pod):
                 if started and started > rollouts.get(pod.node_name, ""):
@@ -170,7 +179,8 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
                 gpu_pods.setdefault(pod.node_name, {}).setdefault(pod.namespace, []).append(pod.name)
         elif judges:
             pending += 1
-            found, ex = max((_judge(pod, j, settings, env_objects, "pending: judged on") for j in judges.values()),
+            found, ex = max((_judge(pod, j, settings, env_objects, "pending: judged on", facts)
+                             for j in judges.values()),
                             key=lambda r: _weight(r[0]))
         else:
             continue
@@ -198,6 +208,8 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
         notes.append("no GPU nodes (no nvidia.com/gpu.present label or allocatable nvidia.com/gpu)")
     if assumed := images.assumed():
         notes.append(f"{assumed} images assumed not to set NVIDIA_VISIBLE_DEVICES (not inspected)")
+    if isinstance(images, ResolvedImages):
+        notes.extend(images.notes())
     notes.append(f"{reader.requests} API requests ({reader.retries} retried after 429)")
     notes.extend(suppressor.expired_notes())
     return Report(
@@ -385,11 +397,30 @@ def _parse(text: str | None) -> Version | None:
         return None
 
 
-def _judge(
-    pod: Pod, judge: NodeJudge, settings: AuditSettings, env: Mapping[tuple[str, str, str], object], how: str
+def _resolved_images(
+    reader: ClusterReader, pods: Sequence[Pod], settings: AuditSettings, options: ClusterAuditOptions,
+    progress: Callable[[str], None],
+) -> ResolvedImages:
+    """Every image the pods run, inspected up front (with the pods' pull Secrets when asked)."""
+    scan = ImageScan()
+    scan.add(c.image for pod in pods for c in pod.containers if c.image)
+    if options.pull_secrets and reader.pull_secret_refs:
+        progress(f"reading {len(reader.pull_secret_refs)} image pull Secrets")
+        for secret in reader.pull_secrets(reader.pull_secret_refs):
+            config = docker_config(secret)
+            if config is not None and config not in scan.secrets:
+                scan.secrets.append(config)
+    progress(f"inspecting {len(scan.references)} images")
+    resolutions, requests = resolve(scan, options.images)
+    return ResolvedImages(settings, resolutions, requests)
+
+
+def _judge(  # noqa: PLR0917 - one pod, one node, and what the audit knows besides
+    pod: Pod, judge: NodeJudge, settings: AuditSettings, env: Mapping[tuple[str, str, str], object], how: str,
+    images: ImageFacts = NO_IMAGE_FACTS,
 ) -> tuple[list[Finding], list[Exempt]]:
     decisions = judge.decisions.decide(pod, env)  # type: ignore[arg-type]
-    found, exempt = check_pod(pod, decisions, judge.profile, settings)
+    found, exempt = check_pod(pod, decisions, judge.profile, settings, images)
     return [dataclasses.replace(f, message=f"{f.message} [{how} {judge.name}]", node=judge.name) for f in found], exempt
 
 

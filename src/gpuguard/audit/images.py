@@ -126,12 +126,12 @@ def pull_secrets(data: bytes, name: str) -> Iterator[Mapping[str, Any]]:
         except ValueError:
             continue
         for item, _ in items:
-            config = _docker_config(item)
+            config = docker_config(item)
             if config is not None:
                 yield config
 
 
-def _docker_config(obj: object) -> Mapping[str, Any] | None:
+def docker_config(obj: object) -> Mapping[str, Any] | None:
     if not isinstance(obj, Mapping) or obj.get("kind") != "Secret":
         return None
     key = PULL_SECRET_TYPES.get(str(obj.get("type")))

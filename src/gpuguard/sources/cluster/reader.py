@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +48,9 @@ PAGE_SIZE = 500
 MAX_RETRIES = 5
 MAX_RETRY_AFTER = 30.0  # seconds; a larger Retry-After is capped
 TIMEOUT = (5.0, 60.0)  # connect, read (seconds), per request
+# Where the kubelet mounts a pod's service account token and CA; a projected volume elsewhere is named by
+# $GPUGUARD_SERVICE_ACCOUNT_DIR (a pod that mounts its token at a custom path).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +139,12 @@ def connect(options: ConnectOptions) -> tuple[Any, str]:
         path = default
     configuration = client.Configuration()
     if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and options.context is None:
+        directory = os.environ.get("GPUGUARD_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
+        from kubernetes.config.incluster_config import InClusterConfigLoader  # noqa: PLC0415
+
         try:
-            config.load_incluster_config(client_configuration=configuration)
+            InClusterConfigLoader(token_filename=os.path.join(directory, "token"),
+                                  cert_filename=os.path.join(directory, "ca.crt")).load_and_set(configuration)
         except ConfigException as exc:
             raise InputError("--cluster", f"in-cluster service account: {exc}") from None
         return _client(client, configuration), "in-cluster"
@@ -183,6 +190,8 @@ class ClusterReader:
         self.retries = 0
         # (namespace, pod name) -> status.startTime (RFC 3339, UTC) of the scheduled pods read so far
         self.start_times: dict[tuple[str, str], str] = {}
+        # (namespace, Secret name) of every spec.imagePullSecrets entry of the pods read so far
+        self.pull_secret_refs: dict[tuple[str, str], None] = {}
         self._sleep = sleep
         self._core = client.CoreV1Api(api)
         self._apps = client.AppsV1Api(api)
@@ -207,6 +216,9 @@ class ClusterReader:
                 self.errors.append(ReadError(str(exc), self.location))
                 continue
             started = _section(item, "status").get("startTime")
+            for ref in _section(item, "spec").get("imagePullSecrets") or ():
+                if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+                    self.pull_secret_refs.setdefault((str(meta.get("namespace", "")), ref["name"]), None)
             for pod in found:
                 if isinstance(started, str) and pod.node_name is not None:
                     self.start_times[(pod.namespace, pod.name)] = started
@@ -305,6 +317,27 @@ class ClusterReader:
             item.setdefault("kind", "ConfigMap")
             yield item
 
+    def pull_secrets(self, refs: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The pull Secrets the pods name (``get``, one by one: no ``list`` on Secrets is needed).
+
+        Their contents go to the image resolver only; errors name the Secret, never its data.
+        """
+        found = []
+        for namespace, name in refs:
+
+            def call(ns: str = namespace, n: str = name, **kw: Any) -> Any:
+                kw.pop("limit", None)
+                return self._core.read_namespaced_secret(n, ns, **kw)
+
+            item = self._request(f"get secret {namespace}/{name}", call,
+                                 {"_preload_content": False, "_request_timeout": self.options.timeout},
+                                 missing_ok=False)
+            if item is not None:
+                item.setdefault("apiVersion", "v1")
+                item.setdefault("kind", "Secret")
+                found.append(item)
+        return found
+
     # -- paging, retries, errors -------------------------------------------------------------------------------
 
     def _list(self, resource: str, call: Callable[..., Any], *, missing_ok: bool = False) -> Iterator[dict[str, Any]]:
@@ -315,7 +348,7 @@ class ClusterReader:
                                       "_request_timeout": self.options.timeout}
             if token:
                 kwargs["_continue"] = token
-            page = self._request(resource, call, kwargs, missing_ok=missing_ok)
+            page = self._request(f"list {resource}", call, kwargs, missing_ok=missing_ok)
             if page is None:
                 return
             for item in page.get("items") or ():
@@ -346,16 +379,16 @@ class ClusterReader:
                     continue
                 if exc.status == 404 and missing_ok:
                     return None  # the CRD is not installed: no GPU Operator
-                self.errors.append(ReadError(f"list {resource}: {_status_text(exc)}", self.location))
+                self.errors.append(ReadError(f"{resource}: {_status_text(exc)}", self.location))
                 return None
             except (HTTPError, OSError) as exc:
-                self.errors.append(ReadError(f"list {resource}: {type(exc).__name__}: {_short(exc)}", self.location))
+                self.errors.append(ReadError(f"{resource}: {type(exc).__name__}: {_short(exc)}", self.location))
                 return None
             except orjson.JSONDecodeError:
-                self.errors.append(ReadError(f"list {resource}: the API server's answer is not JSON", self.location))
+                self.errors.append(ReadError(f"{resource}: the API server's answer is not JSON", self.location))
                 return None
             if not isinstance(page, dict):
-                self.errors.append(ReadError(f"list {resource}: expected a list object", self.location))
+                self.errors.append(ReadError(f"{resource}: expected a list object", self.location))
                 return None
             return page
 
