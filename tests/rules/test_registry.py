@@ -14,7 +14,8 @@ EXPECTED = {
     "GG101": "container", "GG102": "container", "GG103": "container", "GG104": "container", "GG105": "pod",
     "GG106": "pod", "GG107": "container", "GG108": "container", "GG109": "image", "GG201": "node", "GG202": "node",
     "GG203": "node", "GG204": "node", "GG205": "node", "GG206": "node", "GG207": "cluster",
-    "GG208": "cluster", "GG209": "cluster", "GG301": "node",
+    "GG208": "cluster", "GG209": "cluster", "GG301": "node", "GG401": "container", "GG402": "container",
+    "GG403": "container",
 }  # fmt: skip
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 

@@ -58,6 +58,8 @@ class RuntimeContainer:
     when the spec has CAP_SYS_ADMIN and the host's devices (``/dev`` bind or
     every device in ``linux.devices``).  Kubernetes names come from the
     labels the CRI plugin sets (``io.kubernetes.pod.name`` and friends).
+    Only NVIDIA entries of ``linux.devices`` are kept (a privileged spec lists
+    every host device).
     """
 
     id: str
@@ -74,6 +76,7 @@ class RuntimeContainer:
     linux_devices: tuple[DeviceNode, ...] = ()
     privileged: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None  # why its spec could not be read (then ``spec`` is empty: unknown, not clean)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ def rules_markdown() -> str:
         "",
         "<!-- Generated from src/gpuguard/rules/registry.py by `python -m gpuguard.rules.docs`; do not edit. -->",
         "",
-        "Each rule has a stable id. GG1xx judge workloads, GG2xx node settings, GG3xx known advisories.",
+        "Each rule has a stable id. GG1xx judge workloads, GG2xx node settings, GG3xx known advisories, "
+        "GG4xx what the node agent observes on a GPU node.",
         "Findings carry the rule's severity (GG301: that of the worst advisory that applies), the object,",
         "the container, where it was read, the engine's explanation trail and a remediation fitted to",
         "the node's release and runtime mode. GPU Operator components in trusted namespaces are reported",

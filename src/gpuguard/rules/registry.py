@@ -3,7 +3,8 @@
 This is the single registry: ``gpuguard rules``, ``docs/rules.md``, SARIF rule
 metadata and the findings' default severities all read it. Ids never change
 meaning; a retired rule keeps its id reserved. GG1xx judge workloads (one
-container or one pod) and the images they run, GG2xx the node's configuration, GG3xx known advisories.
+container or one pod) and the images they run, GG2xx the node's configuration, GG3xx known advisories,
+GG4xx the ground truth the node agent reads on a GPU node.
 Rationales cite the research notes' sources (NVIDIA docs, issues, commits).
 """
 
@@ -22,6 +23,10 @@ _PSS = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
 _VAP = "https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/"
 _RUNTIME_CLASS = "https://kubernetes.io/docs/concepts/containers/runtime-class/"
 _SECURITY = "https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/security.html"
+_POD_RESOURCES = (
+    "https://kubernetes.io/docs/concepts/extend-kubernetes/compute-storage-net/device-plugins/"
+    "#monitoring-device-plugin-resources"
+)
 
 _VOID = (
     "Set NVIDIA_VISIBLE_DEVICES=void in the container's env (not `none`: toolkit 1.18.0-1.18.1 "
@@ -342,6 +347,57 @@ RULES: dict[str, RuleInfo] = dict(
             _SECURITY,
             "https://nvidia.custhelp.com/app/answers/detail/a_id/5659",
             _TK_DOC,
+        ),
+        # GG4xx: ground truth on the node (the node agent: containerd, /proc, the kubelet's pod-resources API)
+        _rule(
+            "GG401",
+            "A running container holds GPUs it was not allocated",
+            Severity.HIGH,
+            "container",
+            "The node agent found NVIDIA GPU device nodes (/dev/nvidiaN) inside a running container's /dev while "
+            "the kubelet's pod-resources API lists no nvidia.com/* device (and no DRA claim) for it. This is "
+            "what GG101, GG103, GG104 and GG105 predict, observed: the container can use those GPUs now, "
+            "invisible to the scheduler and to per-pod GPU metrics. nvidiactl and nvidia-uvm alone give no "
+            "GPU and do not count. GPU Operator components and allow-listed workloads are exempt.",
+            f"Find how it got the GPUs (the finding's trail; the image's or pod's NVIDIA_VISIBLE_DEVICES, "
+            f"privileged, a hostPath of /dev, a runtime class) and remove it: {_VOID[0].lower()}{_VOID[1:]}, "
+            "or request the GPUs it needs. Then restart the pod: a running container keeps its device nodes.",
+            _DP_61,
+            _POD_RESOURCES,
+            _GOOGLE_DOC,
+        ),
+        _rule(
+            "GG402",
+            "A running container holds more GPUs than it was allocated",
+            Severity.HIGH,
+            "container",
+            "The container was allocated nvidia.com/* devices, but its /dev holds device nodes of other or more "
+            "GPUs than the kubelet's pod-resources API lists for it (device ids mapped to the node's GPUs: "
+            "UUIDs, indices, MIG devices to their parent GPU, time-slicing replicas to their GPU). Those GPUs "
+            "are shared with the pods they were allocated to, without the scheduler knowing: what GG102 "
+            "predicts, observed.",
+            "Remove NVIDIA_VISIBLE_DEVICES, privileged and hostPath /dev from the pod and let the device "
+            "plugin's allocation decide; restart the pod. Node-wide: see GG201/GG202.",
+            _DP_61,
+            _POD_RESOURCES,
+            _OP_1588,
+        ),
+        _rule(
+            "GG403",
+            "What a running container holds differs from what the engine predicted",
+            Severity.MEDIUM,
+            "container",
+            "The engine predicted the container's GPUs from its OCI spec and the node's toolkit settings, and "
+            "the device nodes in its /dev say otherwise. Either the toolkit configuration the agent read is not "
+            "the one the container was created under (hardening applied after it started, a config file that "
+            "is not the effective one), or something outside the toolkit added or removed devices (an NRI "
+            "plugin, a CDI spec, a hook, a hostPath mount). Either way the audit's predictions for this node "
+            "cannot be trusted until the difference is understood.",
+            "Compare the finding's trail (allocated, held, predicted) with the toolkit's config.toml and its "
+            "log; restart the pod if it predates the current settings, and fix the node's recorded settings "
+            "(or the Helm values the audit reads) if they are not the effective ones.",
+            _TK_DOC,
+            _CDI_DOC,
         ),
     )
 )

@@ -140,10 +140,8 @@ def connect(options: ConnectOptions) -> tuple[Any, str]:
     configuration = client.Configuration()
     if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and options.context is None:
         directory = os.environ.get("GPUGUARD_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
-        from kubernetes.config.incluster_config import InClusterConfigLoader  # noqa: PLC0415
-
         try:
-            InClusterConfigLoader(token_filename=os.path.join(directory, "token"),
+            config.incluster_config.InClusterConfigLoader(token_filename=os.path.join(directory, "token"),
                                   cert_filename=os.path.join(directory, "ca.crt")).load_and_set(configuration)
         except ConfigException as exc:
             raise InputError("--cluster", f"in-cluster service account: {exc}") from None

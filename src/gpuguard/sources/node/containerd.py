@@ -1,0 +1,119 @@
+"""containerd over its gRPC socket: every container of a namespace, its spec and its task.
+
+Two unary calls (``Containers/List`` and ``Tasks/List``) per scan.  A channel
+that failed is dropped, so a restarted containerd is reached again on the
+next call instead of waiting out gRPC's reconnect backoff.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from gpuguard.model.container import ContainerSpec
+from gpuguard.model.observed import RuntimeContainer
+from gpuguard.sources.node import _containerd_api as api
+from gpuguard.sources.node._containerd_spec import SpecError, spec_parts
+from gpuguard.sources.node.errors import NodeSourceError
+
+_MAX_MESSAGE = 512 << 20  # Containers/List answers in one message; privileged specs make it large
+
+
+class ContainerdClient:
+    """A read-only client of containerd's containers and tasks services."""
+
+    def __init__(
+        self, address: str = "/run/containerd/containerd.sock", namespace: str = "k8s.io", timeout: float = 5.0
+    ) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.timeout = timeout
+        self._channel: grpc.Channel | None = None
+
+    def _call(self, method: str, request: Any, response: Any) -> Any:
+        if not os.path.exists(self.address):
+            self.close()
+            raise NodeSourceError("containerd", f"no socket at {self.address}")
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(
+                f"unix://{self.address}",
+                options=[("grpc.max_receive_message_length", _MAX_MESSAGE), ("grpc.enable_retries", 0)],
+            )
+        call = self._channel.unary_unary(
+            method, request_serializer=type(request).SerializeToString, response_deserializer=response.FromString
+        )
+        try:
+            return call(request, timeout=self.timeout, metadata=(("containerd-namespace", self.namespace),))
+        except grpc.RpcError as e:
+            self.close()
+            code = e.code() if isinstance(e, grpc.Call) else None
+            detail = e.details() if isinstance(e, grpc.Call) else str(e)
+            name = code.name if code is not None else "error"
+            raise NodeSourceError("containerd", f"{method} at {self.address}: {name}: {detail}") from None
+
+    def _tasks(self) -> dict[str, tuple[int | None, str]]:
+        answer = self._call(api.TASKS_LIST, api.ListTasksRequest(), api.ListTasksResponse)
+        tasks: dict[str, tuple[int | None, str]] = {}
+        for t in answer.tasks:  # containerd fills ``id`` (the container's id) and leaves ``container_id`` empty
+            status = api.TASK_STATUS.get(t.status, "unknown")
+            live = t.pid > 0 and status in ("created", "running", "paused", "pausing")  # created: runc init holds /dev
+            tasks[t.id or t.container_id] = (t.pid if live else None, status)
+        return tasks
+
+    def containers(self) -> list[RuntimeContainer]:
+        """Every container of the namespace with its spec parts, labels and task (pid None without one).
+
+        A container whose spec cannot be read is returned with ``error`` set;
+        raises NodeSourceError when containerd cannot be asked.
+        """
+        listed = self._call(api.CONTAINERS_LIST, api.ListContainersRequest(), api.ListContainersResponse)
+        tasks = self._tasks()
+        return [_container(c, tasks.get(c.id)) for c in listed.containers]
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def __enter__(self) -> ContainerdClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _container(c: Any, task: tuple[int | None, str] | None) -> RuntimeContainer:
+    labels: dict[str, str] = {entry.key: entry.value for entry in c.labels}
+    pid, status = task if task is not None else (None, "created")  # CRI: a container not started has no task
+    parts, error = None, None
+    try:
+        if not c.spec.value:
+            raise SpecError("container has no spec")
+        parts = spec_parts(c.spec.value)
+    except SpecError as e:
+        error = f"container {c.id}: {e}"
+    annotations: Mapping[str, str] = parts.spec.annotations if parts else {}
+    sandbox = labels.get("io.cri-containerd.kind") == "sandbox" or (
+        annotations.get("io.kubernetes.cri.container-type") == "sandbox"
+    )
+    return RuntimeContainer(
+        id=c.id,
+        namespace=labels.get("io.kubernetes.pod.namespace"),
+        pod=labels.get("io.kubernetes.pod.name"),
+        container=labels.get("io.kubernetes.container.name"),
+        pod_uid=labels.get("io.kubernetes.pod.uid"),
+        sandbox=sandbox,
+        image=c.image,
+        runtime=c.runtime.name,
+        pid=pid,
+        status=status,
+        spec=parts.spec if parts else ContainerSpec(),
+        linux_devices=parts.linux_devices if parts else (),
+        privileged=parts.privileged if parts else False,
+        labels=labels,
+        error=error,
+    )
