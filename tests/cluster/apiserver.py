@@ -30,6 +30,19 @@ For ``gpuguard verify`` it also takes writes (``POST`` namespaces and pods,
 (``GET .../pods/NAME/log``): a created pod "runs" at once, ``runner(node, pod)``
 giving its (phase, log text); without a runner a pod stays ``Pending``.
 Created objects are kept in ``namespaces`` and ``pods``.
+
+For ``--read-pull-secrets`` it serves ``get`` of one Secret (``GET .../secrets/NAME``) from the
+snapshot's ``secrets``; never a list.  ``secrets`` in ``forbidden`` answers the 403 RBAC gives.
+
+For ``audit --cluster --policy-reports`` it keeps wgpolicyk8s.io/v1alpha2 ``policyreports``
+(namespaced) and ``clusterpolicyreports`` in ``reports`` ((plural, namespace or "") -> name -> object)
+with the write semantics of the real server for custom resources: ``POST`` (201; 409 ``AlreadyExists``),
+``GET`` one (404 ``NotFound``), ``PUT`` (422 without ``metadata.resourceVersion``, 409 ``Conflict`` when
+it is stale, 404 when absent: no create on update), ``DELETE`` and ``LIST`` (all namespaces or one) with
+an equality ``labelSelector`` (``k=v``, ``k==v``, ``k!=v``, comma-separated); every write bumps
+``resourceVersion``.  ``reports_missing``: the CRDs are not installed (404 for the group);
+``forbidden`` and ``throttle_once`` take these plurals too (403 / one 429 on any verb);
+``concurrent_writes``: that many PUTs find the object changed by someone else first (409).
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ import base64
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -105,6 +119,21 @@ class ApiServer:
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    reports: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    reports_missing: bool = False
+    concurrent_writes: int = 0
+    resource_version: int = 900000
+
+    def add_report(self, plural: str, obj: dict[str, Any]) -> None:
+        """Store ``obj`` as if some earlier client had created it."""
+        meta = obj["metadata"]
+        self.resource_version += 1
+        meta["resourceVersion"] = str(self.resource_version)
+        self.reports.setdefault((plural, meta.get("namespace", "")), {})[meta["name"]] = obj
+
+    def report_objects(self, plural: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """(namespace or "", name) -> object, for assertions."""
+        return {(ns, name): obj for (p, ns), objs in self.reports.items() if p == plural for name, obj in objs.items()}
 
     def route(self, path: str) -> tuple[str, str | None] | None:
         """(resource, namespace or None) for a list path."""
@@ -149,6 +178,11 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            # headers and body are two writes: without this, Nagle and the client's delayed ACK add ~40 ms each
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def _send(self, code: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(code)
@@ -164,7 +198,8 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(url.query)
             with state.lock:
                 state.requests.append((method, url.path, query))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token != TOKEN:  # the scheme is case-insensitive, as the real server's
                 self._send(401, _status(401, "Unauthorized", "Unauthorized"))
                 return None
             return url.path, query
@@ -172,12 +207,17 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
         def _not_found(self, what: str) -> None:
             self._send(404, _status(404, "NotFound", f"{what} not found"))
 
+        def _body(self) -> Any:
+            return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+
         def do_POST(self) -> None:
             begun = self._begin("POST")
             if begun is None:
                 return
-            path, _ = begun
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            path, query = begun
+            body = self._body()
+            if _reports(self, state, "POST", path, query, body):
+                return
             parts = path.strip("/").split("/")
             if path == "/api/v1/namespaces":
                 name = body["metadata"]["name"]
@@ -207,6 +247,8 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             begun = self._begin("DELETE")
             if begun is None:
+                return
+            if _reports(self, state, "DELETE", begun[0], begun[1], None):
                 return
             parts = begun[0].strip("/").split("/")
             if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"] and parts[3] in state.namespaces:
@@ -238,13 +280,36 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
                 self._not_found("subresource")
             return True
 
+        def _single_secret(self, path: str) -> bool:
+            """``get`` one Secret of the snapshot's ``secrets`` (403 when ``secrets`` is in ``forbidden``)."""
+            parts = path.strip("/").split("/")
+            if not (len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets"):
+                return False
+            namespace, name = parts[3], parts[5]
+            if "secrets" in state.forbidden:
+                self._send(403, _status(
+                    403, "Forbidden",
+                    f'secrets "{name}" is forbidden: User "system:serviceaccount:gpuguard:gpuguard" cannot get '
+                    f'resource "secrets" in API group "" in the namespace "{namespace}"',
+                    {"name": name, "kind": "secrets"}))
+                return True
+            for item in state.snapshot.objects.get("secrets", []):
+                meta = item["metadata"]
+                if meta.get("namespace") == namespace and meta.get("name") == name:
+                    self._send(200, item)
+                    return True
+            self._not_found(f'secrets "{name}"')
+            return True
+
         def do_GET(self) -> None:
             begun = self._begin("GET")
             if begun is None:
                 return
             url = urlsplit(self.path)
             query = begun[1]
-            if self._single_pod(url.path):
+            if _reports(self, state, "GET", url.path, query, None):
+                return
+            if self._single_pod(url.path) or self._single_secret(url.path):
                 return
             found = state.route(url.path)
             if found is None:
@@ -296,7 +361,132 @@ def _handler(state: ApiServer) -> type[BaseHTTPRequestHandler]:
                 meta["remainingItemCount"] = len(items) - end
             self._send(200, {"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items[start:end]})
 
+        def do_PUT(self) -> None:
+            begun = self._begin("PUT")
+            if begun is None:
+                return
+            body = self._body()
+            if not _reports(self, state, "PUT", begun[0], begun[1], body):
+                self._not_found("resource")
+
     return Handler
+
+
+REPORTS_PREFIX = "/apis/wgpolicyk8s.io/v1alpha2/"
+REPORT_KINDS = {"policyreports": "PolicyReport", "clusterpolicyreports": "ClusterPolicyReport"}
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+def _report_path(path: str) -> tuple[str, str | None, str | None] | None:
+    """(plural, namespace or None, name or None) of a wgpolicyk8s.io/v1alpha2 path, else None."""
+    if not path.startswith(REPORTS_PREFIX):
+        return None
+    parts = path[len(REPORTS_PREFIX):].strip("/").split("/")
+    namespace = None
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        namespace, parts = parts[1], parts[2:]
+    if not parts or parts[0] not in REPORT_KINDS or len(parts) > 2:
+        return ("", None, None)  # in the group, but nothing it serves
+    if (parts[0] == "clusterpolicyreports") != (namespace is None) and len(parts) == 2:
+        return ("", None, None)
+    return parts[0], namespace, parts[1] if len(parts) == 2 else None
+
+
+def _selected(labels: Mapping[str, str], selector: str) -> bool:
+    """The equality-based label selector (``k=v``, ``k==v``, ``k!=v``, comma-separated)."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+            continue
+        key, value = term.replace("==", "=").split("=", 1)
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+def _reports(  # noqa: PLR0917 - one branch per verb and outcome, as the server answers
+    handler: Any, state: ApiServer, method: str, path: str, query: Mapping[str, list[str]], body: Any,
+) -> bool:
+    """Answer a wgpolicyk8s.io request; False when ``path`` is not one."""
+    found = _report_path(path)
+    if found is None:
+        return False
+    plural, namespace, name = found
+    if state.reports_missing or not plural:
+        handler._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+        return True
+    resource = f"{plural}.wgpolicyk8s.io"
+    verb = _VERBS[method] if name is not None or method == "POST" else "list"
+    if plural in state.forbidden:
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        handler._send(403, _status(
+            403, "Forbidden", (f'{resource} "{name}"' if name else resource) + " is forbidden: "
+            f'User "system:serviceaccount:gpuguard:gpuguard-audit" cannot {verb} resource "{plural}" in API group '
+            f'"wgpolicyk8s.io" {scope}', {"group": "wgpolicyk8s.io", "kind": plural}))
+        return True
+    with state.lock:
+        throttle = plural in state.throttle_once
+        state.throttle_once.discard(plural)
+    if throttle:
+        handler._send(429, _status(429, "TooManyRequests", "Too many requests, please try again later."),
+                      {"Retry-After": state.retry_after})
+        return True
+    kind = REPORT_KINDS[plural]
+    with state.lock:
+        if name is None and method == "GET":
+            selector = query.get("labelSelector", [""])[0]
+            items = [obj for (p, ns), objs in state.reports.items() if p == plural
+                     and (namespace is None or ns == namespace) for obj in objs.values()
+                     if _selected(obj["metadata"].get("labels") or {}, selector)]
+            handler._send(200, {"kind": f"{kind}List", "apiVersion": "wgpolicyk8s.io/v1alpha2",
+                                "metadata": {"resourceVersion": str(state.resource_version)}, "items": items})
+            return True
+        store = state.reports.setdefault((plural, namespace or ""), {})
+        if method == "POST" and name is None:
+            new = body.get("metadata", {}).get("name", "")
+            if new in store:
+                handler._send(409, _status(409, "AlreadyExists", f'{resource} "{new}" already exists',
+                                           {"name": new, "group": "wgpolicyk8s.io", "kind": plural}))
+                return True
+            state.add_report(plural, body)
+            if namespace:
+                body["metadata"]["namespace"] = namespace
+            handler._send(201, body)
+            return True
+        if name is None or name not in store:
+            handler._send(404, _status(404, "NotFound", f'{resource} "{name}" not found',
+                                       {"name": name, "group": "wgpolicyk8s.io", "kind": plural}))
+            return True
+        if method == "GET":
+            handler._send(200, store[name])
+        elif method == "DELETE":
+            del store[name]
+            handler._send(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                "details": {"name": name, "group": "wgpolicyk8s.io", "kind": plural}})
+        elif method == "PUT":
+            if state.concurrent_writes > 0:  # someone else writes first
+                state.concurrent_writes -= 1
+                state.resource_version += 1
+                store[name]["metadata"]["resourceVersion"] = str(state.resource_version)
+            given = (body.get("metadata") or {}).get("resourceVersion")
+            if not given:
+                handler._send(422, _status(422, "Invalid", f'{kind}.wgpolicyk8s.io "{name}" is invalid: '
+                                           "metadata.resourceVersion: Invalid value: 0x0: must be specified for an "
+                                           "update"))
+            elif given != store[name]["metadata"]["resourceVersion"]:
+                handler._send(409, _status(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": '
+                                           "the object has been modified; please apply your changes to the latest "
+                                           "version and try again"))
+            else:
+                if namespace:
+                    body["metadata"]["namespace"] = namespace
+                state.add_report(plural, body)
+                handler._send(200, body)
+        else:
+            handler._send(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
+    return True
 
 
 def _certificates() -> tuple[bytes, bytes, bytes]:
@@ -343,7 +533,8 @@ def serve(snapshot: Snapshot, workdir: Path,
     context.load_cert_chain(workdir / "server.crt", workdir / "server.key")
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     state.url = f"https://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="kube-apiserver-stand-in", daemon=True)
+    # a short poll interval: shutdown() at the end of each test returns at once, not after 0.5 s
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), name="kube-apiserver-stand-in", daemon=True)
     thread.start()
     try:
         yield state

@@ -15,7 +15,9 @@ import click
 from gpuguard import __version__
 from gpuguard.cli.audit import audit_command
 from gpuguard.cli.fix import fix_command
+from gpuguard.cli.history import history_command
 from gpuguard.cli.policy import policy_command
+from gpuguard.cli.report import report_command
 from gpuguard.cli.rules import rules_command
 from gpuguard.cli.simulate import simulate_command
 from gpuguard.cli.verify import verify_command
@@ -32,7 +34,9 @@ def cli() -> None:
 
 cli.add_command(audit_command)
 cli.add_command(fix_command)
+cli.add_command(history_command)
 cli.add_command(policy_command)
+cli.add_command(report_command)
 cli.add_command(rules_command)
 cli.add_command(simulate_command)
 cli.add_command(verify_command)

@@ -103,8 +103,11 @@ _CLUSTER_OPTIONS = (
                  help="With --cluster: the kubeconfig (default: $KUBECONFIG, ~/.kube/config)."),
     click.option("--context", metavar="NAME", help="With --cluster: the kubeconfig context (default: current)."),
     click.option("--namespace", "-n", metavar="NS", help="With --cluster: pods of this namespace only (default: all)."),
+    click.option("--read-pull-secrets", is_flag=True,
+                 help="With --cluster --resolve-images: get the Secrets the pods name in imagePullSecrets, for "
+                      "private registries (needs get on those Secrets; their contents are never printed)."),
 )  # fmt: skip
-_NEEDS_CLUSTER = ("kubeconfig", "context", "namespace")
+_NEEDS_CLUSTER = ("kubeconfig", "context", "namespace", "read_pull_secrets")
 
 
 def cluster_options(command: F) -> F:
@@ -119,7 +122,7 @@ def check_cluster_options(values: dict[str, Any], conflicts: dict[str, Any]) -> 
     if not values["cluster"]:
         for key in _NEEDS_CLUSTER:
             if values[key]:
-                raise UsageFailure(f"--{key} needs --cluster")
+                raise UsageFailure(f"--{key.replace('_', '-')} needs --cluster")
         return
     for flag, value in conflicts.items():
         if value:
