@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -345,3 +346,28 @@ def test_socket_nobody_listens_on(tmp_path: Path) -> None:
         with ContainerdClient(path, timeout=1.0) as client, pytest.raises(NodeSourceError) as caught:
             client.containers()
     assert caught.value.source == "containerd" and "UNAVAILABLE" in caught.value.message
+
+
+def test_runtime_binary_is_read_from_the_runc_shim_options(runtime: Runtime, tmp_path: Path) -> None:
+    """A CRI handler such as ``nvidia`` is a runc shim whose BinaryName is nvidia-container-runtime.
+
+    ``ctr run --runc-binary`` stores those options as containerd's own code encodes them; a link named
+    nvidia-container-runtime to the real runc stands in for the NVIDIA runtime (it runs the task).
+    """
+    runc = shutil.which("runc") or "/usr/sbin/runc"
+    nvidia = tmp_path / "nvidia-container-runtime"
+    nvidia.symlink_to(runc)
+    made = {f"shim-nvidia-{uuid.uuid4().hex[:6]}": str(nvidia), f"shim-runc-{uuid.uuid4().hex[:6]}": runc}
+    for cid, binary in made.items():
+        runtime.ctr("run", "-d", "--runc-binary", binary, "--rootfs", runtime.rootfs, cid, "/bin/sleep", "1000")
+    plain = runtime.run("no-options", pod="p", namespace="ns", container="c")
+    try:
+        with ContainerdClient(runtime.socket) as client:
+            seen = _by_id(client)
+        assert {cid: seen[cid].runtime_binary for cid in made} == made
+        assert seen[plain.id].runtime_binary is None  # no runc options stored: containerd does not say
+        assert seen[next(iter(made))].pid is not None  # the shim really ran the task through that binary
+    finally:
+        for cid in made:
+            runtime.remove(cid)
+        runtime.remove(plain.id)

@@ -251,3 +251,20 @@ def test_undecidable_prediction() -> None:
 )
 def test_gpu_of(device_id: str, gpus: Sequence[NodeGpu], expected: str | None) -> None:
     assert gpu_of(device_id, gpus) == expected
+
+
+@pytest.mark.parametrize(("binary", "sees_all"), [
+    ("/usr/local/nvidia/toolkit/nvidia-container-runtime", True),  # the GPU Operator's `nvidia` handler
+    ("/usr/local/nvidia/toolkit/nvidia-container-runtime.cdi", True),  # `nvidia-cdi`
+    ("/usr/bin/nvidia-container-runtime.legacy", True),  # `nvidia-legacy`
+    (None, True),  # containerd does not say which binary: the NVIDIA runtime is assumed (never read as safe)
+    ("", False),  # runc options with no BinaryName: plain runc
+    ("/usr/sbin/runc", False),
+    ("/usr/bin/crun", False),
+])
+def test_only_the_nvidia_runtime_reads_the_device_request(binary: str | None, sees_all: bool) -> None:
+    c = RuntimeContainer("c1", "ml", "nb-0", "main", spec=ContainerSpec(env=(f"{NVD}=all",)), runtime_binary=binary)
+    verdict = judge_container(c, HeldDevices("c1", ()), None, GPUS, predict(c, TOOLKIT), node="gpu-1")
+    assert verdict.predicted == (ALL if sees_all else frozenset())
+    # it holds nothing: with the NVIDIA runtime the prediction (all) disagrees with reality (GG403)
+    assert [f.rule_id for f in verdict.findings] == (["GG403"] if sees_all else [])

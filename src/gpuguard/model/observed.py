@@ -70,6 +70,9 @@ class RuntimeContainer:
     sandbox: bool = False  # the pod's pause container (io.kubernetes.cri.container-type=sandbox)
     image: str = ""
     runtime: str = ""  # containerd runtime name, e.g. io.containerd.runc.v2
+    # The runc shim's BinaryName ("" = plain runc); None when containerd does not say (no runc options).
+    # A CRI handler such as `nvidia` is a runc shim whose BinaryName is nvidia-container-runtime.
+    runtime_binary: str | None = None
     pid: int | None = None  # the task's init PID; None when there is no running task
     status: str = "unknown"  # running | created | stopped | paused | unknown
     spec: ContainerSpec = field(default_factory=ContainerSpec)

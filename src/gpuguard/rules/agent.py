@@ -45,10 +45,23 @@ def predict(container: RuntimeContainer, toolkit: Toolkit) -> Decision:
     """The engine's toolkit decision for the container's OCI spec; unknown when the spec was not read."""
     if container.error is not None:
         return Decision(devices=None, mode="unknown", unknown=(f"OCI spec not read: {container.error}",))
+    binary = container.runtime_binary
+    if binary is not None and not is_nvidia_runtime(binary):
+        return Decision(devices=None, mode="none", trail=(Step(
+            "agent.runtime", f"runc shim BinaryName {binary or '(empty: runc)'}",
+            "the NVIDIA runtime does not handle this container: no device request is read"),))
     try:
         return decide(container.spec, toolkit)
     except InputError as e:  # a spec the engine cannot read: unknown, and the scan goes on
         return Decision(devices=None, mode="unknown", unknown=(f"{e}",))
+
+
+NVIDIA_RUNTIMES = ("nvidia-container-runtime",)  # also .cdi, .legacy and -experimental variants
+
+
+def is_nvidia_runtime(binary: str) -> bool:
+    """Whether a runc shim's BinaryName is the NVIDIA Container Runtime (any of its mode-specific names)."""
+    return binary.rsplit("/", 1)[-1].startswith(NVIDIA_RUNTIMES)
 
 
 def judge_container(

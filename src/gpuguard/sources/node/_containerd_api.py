@@ -3,7 +3,8 @@
 No generated code: the messages are declared here as a ``FileDescriptorProto``
 in a private pool, with the field numbers of containerd's
 ``api/services/containers/v1/containers.proto``,
-``api/services/tasks/v1/tasks.proto`` and ``api/types/task/task.proto``
+``api/services/tasks/v1/tasks.proto``, ``api/types/task/task.proto`` and the runc
+shim's ``runtime/v2/runc/options/oci.proto``
 (stable since containerd 1.0).  Fields the agent does not read are left out;
 protobuf skips them on the wire.  Map fields are declared as their wire form
 (repeated key/value entries), ``google.protobuf.Any`` as its two fields.
@@ -31,7 +32,10 @@ _OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
 _MESSAGES: dict[str, tuple[tuple[str, int, int, int, str], ...]] = {
     "Any": (("type_url", 1, _STRING, _OPTIONAL, ""), ("value", 2, _BYTES, _OPTIONAL, "")),
     "Label": (("key", 1, _STRING, _OPTIONAL, ""), ("value", 2, _STRING, _OPTIONAL, "")),
-    "Runtime": (("name", 1, _STRING, _OPTIONAL, ""),),
+    "Runtime": (("name", 1, _STRING, _OPTIONAL, ""), ("options", 2, _MESSAGE, _OPTIONAL, "Any")),
+    # containerd.runc.v1.Options (runtime/v2/runc/options/oci.proto): the runc-compatible binary the shim runs,
+    # which is how a CRI runtime handler such as `nvidia` selects nvidia-container-runtime
+    "RuncOptions": (("binary_name", 6, _STRING, _OPTIONAL, ""),),
     "Container": (
         ("id", 1, _STRING, _OPTIONAL, ""),
         ("labels", 2, _MESSAGE, _REPEATED, "Label"),
@@ -81,3 +85,4 @@ ListContainersRequest = message("ListContainersRequest")
 ListContainersResponse = message("ListContainersResponse")
 ListTasksRequest = message("ListTasksRequest")
 ListTasksResponse = message("ListTasksResponse")
+RuncOptions = message("RuncOptions")

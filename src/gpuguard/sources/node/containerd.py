@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from gpuguard.model.container import ContainerSpec
 from gpuguard.model.observed import RuntimeContainer
@@ -109,6 +110,7 @@ def _container(c: Any, task: tuple[int | None, str] | None) -> RuntimeContainer:
         sandbox=sandbox,
         image=c.image,
         runtime=c.runtime.name,
+        runtime_binary=_runc_binary(c.runtime.options),
         pid=pid,
         status=status,
         spec=parts.spec if parts else ContainerSpec(),
@@ -117,3 +119,16 @@ def _container(c: Any, task: tuple[int | None, str] | None) -> RuntimeContainer:
         labels=labels,
         error=error,
     )
+
+
+_RUNC_OPTIONS = "containerd.runc.v1.Options"
+
+
+def _runc_binary(options: Any) -> str | None:
+    """The runc shim's BinaryName ("" for plain runc); None when the options are absent or of another shim."""
+    if not options.type_url.endswith(_RUNC_OPTIONS):
+        return None
+    try:
+        return str(api.RuncOptions.FromString(options.value).binary_name)
+    except DecodeError:
+        return None
