@@ -14,8 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.message_factory import GetMessageClass
+from gpuguard.sources.node._protobuf import BYTES as _BYTES
+from gpuguard.sources.node._protobuf import ENUM as _ENUM
+from gpuguard.sources.node._protobuf import MANY as _REPEATED
+from gpuguard.sources.node._protobuf import MESSAGE as _MESSAGE
+from gpuguard.sources.node._protobuf import ONE as _OPTIONAL
+from gpuguard.sources.node._protobuf import STRING as _STRING
+from gpuguard.sources.node._protobuf import UINT32 as _UINT32
+from gpuguard.sources.node._protobuf import Field, describe
 
 _PACKAGE = "gpuguard.containerd"
 CONTAINERS_LIST = "/containerd.services.containers.v1.Containers/List"
@@ -24,12 +30,8 @@ TASKS_LIST = "/containerd.services.tasks.v1.Tasks/List"
 # containerd.v1.types.Status
 TASK_STATUS = {0: "unknown", 1: "created", 2: "running", 3: "stopped", 4: "paused", 5: "pausing"}
 
-_F = descriptor_pb2.FieldDescriptorProto
-_STRING, _BYTES, _UINT32, _ENUM, _MESSAGE = _F.TYPE_STRING, _F.TYPE_BYTES, _F.TYPE_UINT32, _F.TYPE_ENUM, _F.TYPE_MESSAGE
-_OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
-
 # message name -> ((field name, number, type, label, message type name or ""), ...)
-_MESSAGES: dict[str, tuple[tuple[str, int, int, int, str], ...]] = {
+_MESSAGES: dict[str, tuple[Field, ...]] = {
     "Any": (("type_url", 1, _STRING, _OPTIONAL, ""), ("value", 2, _BYTES, _OPTIONAL, "")),
     "Label": (("key", 1, _STRING, _OPTIONAL, ""), ("value", 2, _STRING, _OPTIONAL, "")),
     "Runtime": (("name", 1, _STRING, _OPTIONAL, ""), ("options", 2, _MESSAGE, _OPTIONAL, "Any")),
@@ -58,27 +60,12 @@ _MESSAGES: dict[str, tuple[tuple[str, int, int, int, str], ...]] = {
 }
 
 
-def _file() -> descriptor_pb2.FileDescriptorProto:
-    proto = descriptor_pb2.FileDescriptorProto(name="gpuguard/containerd.proto", package=_PACKAGE, syntax="proto3")
-    status = proto.enum_type.add(name="Status")
-    for number, name in TASK_STATUS.items():
-        status.value.add(name=name.upper(), number=number)
-    for message, fields in _MESSAGES.items():
-        described = proto.message_type.add(name=message)
-        for name, number, kind, label, type_name in fields:
-            field = described.field.add(name=name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = f".{_PACKAGE}.{type_name}"
-    return proto
-
-
-_POOL = descriptor_pool.DescriptorPool()
-_POOL.Add(_file())
+_CLASSES = describe("gpuguard/containerd.proto", _PACKAGE, _MESSAGES, {"Status": TASK_STATUS})
 
 
 def message(name: str) -> Any:
     """The message class for one of the declared messages (``Container``, ``ListTasksResponse``...)."""
-    return GetMessageClass(_POOL.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+    return _CLASSES[name]
 
 
 ListContainersRequest = message("ListContainersRequest")
