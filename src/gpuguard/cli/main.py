@@ -13,6 +13,7 @@ import sys
 import click
 
 from gpuguard import __version__
+from gpuguard.cli.agent import agent_command
 from gpuguard.cli.audit import audit_command
 from gpuguard.cli.fix import fix_command
 from gpuguard.cli.history import history_command
@@ -32,6 +33,7 @@ def cli() -> None:
     """Keep Kubernetes GPU nodes honest: a container that did not ask for a GPU must not get one."""
 
 
+cli.add_command(agent_command)
 cli.add_command(audit_command)
 cli.add_command(fix_command)
 cli.add_command(history_command)

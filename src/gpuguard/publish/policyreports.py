@@ -48,7 +48,9 @@ class Published:
                 f"{len(self.deleted)} deleted" + (f", {len(self.errors)} failed" if self.errors else ""))
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """The API server refused one request (``status`` 0: no answer); the writer turns it into one error line."""
+
     def __init__(self, status: int, text: str) -> None:
         super().__init__(text)
         self.status = status
@@ -78,7 +80,7 @@ class PolicyReportWriter:
         for doc in docs:
             plural = CLUSTER if doc["kind"] == "ClusterPolicyReport" else NAMESPACED
             meta = doc["metadata"]
-            if self._write(plural, meta.get("namespace"), doc):
+            if self.write(plural, meta.get("namespace"), doc):
                 written.add((plural, meta.get("namespace") or "", meta["name"]))
         for plural in (NAMESPACED, CLUSTER):
             if not self._missing:
@@ -87,28 +89,28 @@ class PolicyReportWriter:
 
     # -- create or replace, prune --------------------------------------------------------------------------
 
-    def _write(self, plural: str, namespace: str | None, doc: dict[str, Any]) -> bool:
+    def write(self, plural: str, namespace: str | None, doc: dict[str, Any]) -> bool:
         name = doc["metadata"]["name"]
         what = _what(plural, namespace, name)
         if self._missing:
             return False
         try:
-            self._call(self._create, plural, namespace, doc)
+            self.call(self._create, plural, namespace, doc)
             self.result.created.append(what)
             return True
-        except _Refused as exc:
+        except Refused as exc:
             if exc.status != 409:
                 self._fail(plural, what, "create", exc)
                 return False
         for _ in range(_CONFLICT_TRIES):
             try:
-                current = self._call(self._get, plural, namespace, name)
+                current = self.call(self._get, plural, namespace, name)
                 body = {**doc, "metadata": {**doc["metadata"],
                                             "resourceVersion": (current.get("metadata") or {}).get("resourceVersion")}}
-                self._call(self._replace, plural, namespace, name, body)
+                self.call(self._replace, plural, namespace, name, body)
                 self.result.replaced.append(what)
                 return True
-            except _Refused as exc:
+            except Refused as exc:
                 if exc.status != 409:
                     self._fail(plural, what, "replace", exc)
                     return False
@@ -117,8 +119,8 @@ class PolicyReportWriter:
 
     def _prune(self, plural: str, keep: set[tuple[str, str]], docs: list[dict[str, Any]]) -> None:
         try:
-            listed = self._call(self._list, plural)
-        except _Refused as exc:
+            listed = self.call(self._list, plural)
+        except Refused as exc:
             self._fail(plural, f"{plural} ({SELECTOR})", "list", exc)
             return
         produced = {(d["metadata"].get("namespace") or "", d["metadata"]["name"]) for d in docs}
@@ -134,13 +136,13 @@ class PolicyReportWriter:
                 continue  # this run judged one namespace only
             what = _what(plural, key[0] or None, key[1])
             try:
-                self._call(self._delete, plural, key[0] or None, key[1])
+                self.call(self._delete, plural, key[0] or None, key[1])
                 self.result.deleted.append(what)
-            except _Refused as exc:
+            except Refused as exc:
                 if exc.status != 404:  # already gone
                     self._fail(plural, what, "delete", exc)
 
-    def _fail(self, plural: str, what: str, verb: str, exc: _Refused) -> None:
+    def _fail(self, plural: str, what: str, verb: str, exc: Refused) -> None:
         if exc.status == 404 and "could not find the requested resource" in exc.text:
             if not self._missing:
                 self._missing = True
@@ -177,8 +179,8 @@ class PolicyReportWriter:
                                                               label_selector=SELECTOR, **kw)
         return self._custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=SELECTOR, **kw)
 
-    def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
-        """One request, raw JSON back; 429 waits for ``Retry-After`` (bounded); a refusal raises ``_Refused``."""
+    def call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        """One request, raw JSON back; 429 waits for ``Retry-After`` (bounded); a refusal raises ``Refused``."""
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
         from urllib3.exceptions import HTTPError  # noqa: PLC0415
 
@@ -194,13 +196,13 @@ class PolicyReportWriter:
                     self.result.retries += 1
                     self._sleep(_retry_after(exc.headers, attempt))
                     continue
-                raise _Refused(exc.status or 0, _status_text(exc)) from None
+                raise Refused(exc.status or 0, _status_text(exc)) from None
             except (HTTPError, OSError) as exc:
-                raise _Refused(0, f"{type(exc).__name__}: {_short(exc)}") from None
+                raise Refused(0, f"{type(exc).__name__}: {_short(exc)}") from None
             try:
                 body = orjson.loads(data) if data else {}
             except orjson.JSONDecodeError:
-                raise _Refused(0, "the API server's answer is not JSON") from None
+                raise Refused(0, "the API server's answer is not JSON") from None
             return body if isinstance(body, dict) else {}
 
 
@@ -214,5 +216,5 @@ def publish_policy_reports(report: Report, api: Any, **options: Any) -> Publishe
     return PolicyReportWriter(api, **options).publish(report)
 
 
-__all__ = ["CLUSTER", "GROUP", "NAMESPACED", "SELECTOR", "VERSION", "PolicyReportWriter", "Published",
+__all__ = ["CLUSTER", "GROUP", "NAMESPACED", "SELECTOR", "VERSION", "PolicyReportWriter", "Published", "Refused",
            "publish_policy_reports"]
