@@ -12,7 +12,7 @@ from tests.formats.sample import ASSUMED_PROFILE, PROFILE, empty_report, full_re
 
 
 def test_formats_are_chosen_by_these_names() -> None:
-    assert list(FORMATS) == ["table", "json", "sarif", "junit", "policyreport"]
+    assert list(FORMATS) == ["table", "json", "sarif", "junit", "policyreport", "html"]
     assert DEFAULT_FORMAT == "table"
     for name, fmt in FORMATS.items():
         assert fmt.name == name

@@ -56,6 +56,7 @@ FORMATS: dict[str, ReportFormat] = {
         _Lazy("sarif", "SARIF 2.1.0, for GitHub code scanning", "sarif"),
         _Lazy("junit", "JUnit XML, one test suite per rule, for CI test reports", "junit"),
         _Lazy("policyreport", "wgpolicyk8s.io/v1alpha2 PolicyReport and ClusterPolicyReport YAML", "policyreport"),
+        _Lazy("html", "one self-contained HTML page: GPU node x namespace matrix and the findings", "html"),
     )
 }
 DEFAULT_FORMAT = "table"

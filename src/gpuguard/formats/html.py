@@ -17,6 +17,7 @@ from html import escape
 
 from gpuguard.model.finding import Severity
 from gpuguard.model.history import RunDiff, RunSummary, StoredFinding
+from gpuguard.model.report import Report
 
 COLORS = {  # background of a severity (cells, badges, chart); white text reads on each
     Severity.CRITICAL: "#b91c1c",
@@ -178,3 +179,13 @@ def _findings_table(kind: str, findings: Sequence[StoredFinding]) -> str:
     return (f'<table class="findings" id="{kind}"><thead><tr><th>severity</th><th>rule</th><th>namespace</th>'
             "<th>object</th><th>container</th><th>node</th><th>message</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def render(report: Report, *, color: bool = False) -> bytes:
+    """``--format html``: the page for one report (``gpuguard audit``, ``gpuguard agent``), without a trend.
+
+    The history's ``gpuguard report --html`` adds the trend and what changed since the previous run.
+    """
+    del color  # the page has its own colours
+    title = f"gpuguard: {report.profile.source}" if report.profile.source else "gpuguard report"
+    return render_page(title=title, run=None, findings=[StoredFinding.of(f) for f in report.findings]).encode()
