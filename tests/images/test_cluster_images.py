@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from gpuguard.cli.main import cli
 from tests.cluster.apiserver import ApiServer, serve
 from tests.cluster.conftest import H100, _c, _pod, realistic_cluster
-from tests.images.conftest import BASIC_USER, StandardImages
-from tests.images.registry_harness import RegistryServer
+from tests.images.conftest import BASIC_USER, ENV_ALL, ENV_VOID, StandardImages
+from tests.images.registry_harness import RegistryServer, push_image
 
 
 @pytest.fixture
@@ -138,3 +138,32 @@ def test_read_pull_secrets_needs_cluster_and_resolve_images() -> None:
     assert alone.exit_code == 2 and "--read-pull-secrets needs --cluster" in alone.stderr
     no_resolve = runner.invoke(cli, ["audit", "--cluster", "--read-pull-secrets"])
     assert no_resolve.exit_code == 2 and "--read-pull-secrets needs --resolve-images" in no_resolve.stderr
+
+
+def test_each_container_is_judged_on_the_digest_it_runs(tmp_path: Path, registry: RegistryServer) -> None:
+    """A tag that moved since the pod started: the pod still runs the old image (``status...imageID``)."""
+    host = registry.host
+    before = push_image(registry.url, "acme/moving", "latest", env=ENV_ALL)  # what the running pods pulled
+    push_image(registry.url, "acme/moving", "latest", env=ENV_VOID)  # the tag now names a void image
+    image = f"{host}/acme/moving:latest"
+
+    def running(name: str, image_id: str | None) -> dict[str, Any]:
+        pod = _pod(name, "ml-dev", H100, [_c("main", image)])
+        if image_id is not None:
+            pod["status"]["containerStatuses"] = [{"name": "main", "image": image, "imageID": image_id,
+                                                   "ready": True, "restartCount": 0, "started": True}]
+        return pod
+
+    snapshot = copy.deepcopy(realistic_cluster())
+    snapshot.objects["pods"] += [
+        running("started-before", f"{host}/acme/moving@{before}"),  # containerd / cri-o form
+        running("docker-node", f"docker-pullable://{host}/acme/moving@{before}"),  # dockershim form
+        running("not-started", None),  # no status yet: the tag as it is now
+        running("local-build", "sha256:" + "ab" * 32),  # an image id without a registry digest: the tag
+    ]
+    with serve(snapshot, tmp_path) as server:
+        report, _ = _audit(server, tmp_path, "--resolve-images", "--insecure-registry", host)
+    assert _rules_of(report, "started-before") == {"GG101"}
+    assert _rules_of(report, "docker-node") == {"GG101"}
+    assert _rules_of(report, "not-started") == set()
+    assert _rules_of(report, "local-build") == set()

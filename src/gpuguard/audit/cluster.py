@@ -123,7 +123,9 @@ def audit_with_reader(reader: ClusterReader, settings: AuditSettings, options: C
     pods: Iterable[Pod] = reader.pods()
     images: ImageEnv = ImageEnv(settings)
     if options.images.resolve:
-        pods = list(pods)  # every image is resolved up front, so the pods are read before they are judged
+        # every image is resolved up front, so the pods are read before they are judged; each container's
+        # image is pinned to the digest it runs (the tag may have moved since it started)
+        pods = [_pinned(pod, reader.running_digests) for pod in pods]
         images = _resolved_images(reader, pods, settings, options, progress)
     facts = ImageFacts(images.problems) if isinstance(images, ResolvedImages) else NO_IMAGE_FACTS
     notes: list[str] = []
@@ -395,6 +397,17 @@ def _parse(text: str | None) -> Version | None:
         return Version.parse(text)
     except ValueError:
         return None
+
+
+def _pinned(pod: Pod, digests: Mapping[tuple[str, str, str], str]) -> Pod:
+    """The pod with each started container's image as ``name:tag@digest`` of what it runs."""
+    changed = []
+    for c in pod.containers:
+        digest = digests.get((pod.namespace, pod.name, c.name))
+        if digest is not None and c.image and "@" not in c.image:
+            c = dataclasses.replace(c, image=f"{c.image}@{digest}")  # noqa: PLW2901
+        changed.append(c)
+    return dataclasses.replace(pod, containers=tuple(changed)) if changed != list(pod.containers) else pod
 
 
 def _resolved_images(

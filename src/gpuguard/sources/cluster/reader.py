@@ -190,6 +190,8 @@ class ClusterReader:
         self.start_times: dict[tuple[str, str], str] = {}
         # (namespace, Secret name) of every spec.imagePullSecrets entry of the pods read so far
         self.pull_secret_refs: dict[tuple[str, str], None] = {}
+        # (namespace, pod, container) -> the manifest digest it runs (status.*containerStatuses[].imageID)
+        self.running_digests: dict[tuple[str, str, str], str] = {}
         self._sleep = sleep
         self._core = client.CoreV1Api(api)
         self._apps = client.AppsV1Api(api)
@@ -214,6 +216,7 @@ class ClusterReader:
                 self.errors.append(ReadError(str(exc), self.location))
                 continue
             started = _section(item, "status").get("startTime")
+            self._running_digests(item, meta)
             for ref in _section(item, "spec").get("imagePullSecrets") or ():
                 if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
                     self.pull_secret_refs.setdefault((str(meta.get("namespace", "")), ref["name"]), None)
@@ -221,6 +224,24 @@ class ClusterReader:
                 if isinstance(started, str) and pod.node_name is not None:
                     self.start_times[(pod.namespace, pod.name)] = started
                 yield replace(pod, location=self.location)
+
+    def _running_digests(self, item: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        """Record the digest each started container runs: a tag may have moved since the pod started.
+
+        ``imageID`` is ``repo@sha256:...`` (containerd, cri-o; ``docker-pullable://`` before it with
+        Docker), or a bare image id when the image has no registry digest (then nothing is recorded).
+        """
+        status = _section(item, "status")
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        for field_name in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+            for entry in status.get(field_name) or ():
+                if not isinstance(entry, Mapping):
+                    continue
+                image_id, name = entry.get("imageID"), entry.get("name")
+                if isinstance(image_id, str) and isinstance(name, str) and "@sha256:" in image_id:
+                    digest = image_id.rsplit("@", 1)[1]
+                    if len(digest) == 71 and all(c in "0123456789abcdef" for c in digest[7:]):
+                        self.running_digests[(*key, name)] = digest
 
     def nodes(self) -> list[NodeFacts]:
         facts = []
