@@ -22,7 +22,8 @@ import orjson
 
 from gpuguard.formats.policyreport import LABELS, policy_reports
 from gpuguard.model.report import Report
-from gpuguard.sources.cluster.reader import MAX_RETRIES, TIMEOUT, _retry_after, _short, _status_text
+from gpuguard.sources.cluster.calls import MAX_RETRIES, Refused, send
+from gpuguard.sources.cluster.reader import TIMEOUT
 
 GROUP = "wgpolicyk8s.io"
 VERSION = "v1alpha2"
@@ -46,15 +47,6 @@ class Published:
     def summary(self) -> str:
         return (f"policy reports: {len(self.created)} created, {len(self.replaced)} replaced, "
                 f"{len(self.deleted)} deleted" + (f", {len(self.errors)} failed" if self.errors else ""))
-
-
-class Refused(Exception):
-    """The API server refused one request (``status`` 0: no answer); the writer turns it into one error line."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
 
 
 class PolicyReportWriter:
@@ -180,30 +172,18 @@ class PolicyReportWriter:
         return self._custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=SELECTOR, **kw)
 
     def call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
-        """One request, raw JSON back; 429 waits for ``Retry-After`` (bounded); a refusal raises ``Refused``."""
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-        from urllib3.exceptions import HTTPError  # noqa: PLC0415
+        """One request, its JSON answer back (``{}`` when empty); a refusal raises ``Refused``."""
 
-        attempt = 0
-        while True:
-            self.result.requests += 1
-            try:
-                response = method(*args, _preload_content=False, _request_timeout=self._timeout)
-                data = response.data
-            except ApiException as exc:
-                if exc.status == 429 and attempt < self._max_retries:
-                    attempt += 1
-                    self.result.retries += 1
-                    self._sleep(_retry_after(exc.headers, attempt))
-                    continue
-                raise Refused(exc.status or 0, _status_text(exc)) from None
-            except (HTTPError, OSError) as exc:
-                raise Refused(0, f"{type(exc).__name__}: {_short(exc)}") from None
-            try:
-                body = orjson.loads(data) if data else {}
-            except orjson.JSONDecodeError:
-                raise Refused(0, "the API server's answer is not JSON") from None
-            return body if isinstance(body, dict) else {}
+        def request(**kw: Any) -> Any:
+            return method(*args, **kw)
+
+        data = send(request, {"_preload_content": False, "_request_timeout": self._timeout},
+                    max_retries=self._max_retries, sleep=self._sleep, counts=self.result)
+        try:
+            body = orjson.loads(data) if data else {}
+        except orjson.JSONDecodeError:
+            raise Refused(0, "the API server's answer is not JSON") from None
+        return body if isinstance(body, dict) else {}
 
 
 def _what(plural: str, namespace: str | None, name: str) -> str:

@@ -26,6 +26,7 @@ import orjson
 from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Location, ReadError
 from gpuguard.model.pod import Pod
+from gpuguard.sources.cluster.calls import MAX_RETRIES, Refused, send
 from gpuguard.sources.kubernetes import pods_from_object
 
 # The GPU Operator's DaemonSets whose container env is the effective node configuration.
@@ -45,8 +46,6 @@ ADMISSION_RESOURCES = (
 )
 
 PAGE_SIZE = 500
-MAX_RETRIES = 5
-MAX_RETRY_AFTER = 30.0  # seconds; a larger Retry-After is capped
 TIMEOUT = (5.0, 60.0)  # connect, read (seconds), per request
 # Where the kubelet mounts a pod's service account token and CA; a projected volume elsewhere is named by
 # $GPUGUARD_SERVICE_ACCOUNT_DIR (a pod that mounts its token at a custom path).
@@ -380,67 +379,21 @@ class ClusterReader:
     def _request(
         self, resource: str, call: Callable[..., Any], kwargs: dict[str, Any], *, missing_ok: bool
     ) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-        from urllib3.exceptions import HTTPError  # noqa: PLC0415
-
-        attempt = 0
-        while True:
-            self.requests += 1
-            try:
-                response = call(**kwargs)
-                data = response.data
-                page = orjson.loads(data)
-            except ApiException as exc:
-                if exc.status == 429 and attempt < self.options.max_retries:
-                    attempt += 1
-                    self.retries += 1
-                    self._sleep(_retry_after(exc.headers, attempt))
-                    continue
-                if exc.status == 404 and missing_ok:
-                    return None  # the CRD is not installed: no GPU Operator
-                self.errors.append(ReadError(f"{resource}: {_status_text(exc)}", self.location))
-                return None
-            except (HTTPError, OSError) as exc:
-                self.errors.append(ReadError(f"{resource}: {type(exc).__name__}: {_short(exc)}", self.location))
-                return None
-            except orjson.JSONDecodeError:
-                self.errors.append(ReadError(f"{resource}: the API server's answer is not JSON", self.location))
-                return None
-            if not isinstance(page, dict):
-                self.errors.append(ReadError(f"{resource}: expected a list object", self.location))
-                return None
-            return page
-
-
-def _retry_after(headers: Any, attempt: int) -> float:
-    """Seconds to wait: the server's ``Retry-After`` (capped), else exponential backoff."""
-    value = None
-    if headers is not None:
-        value = headers.get("Retry-After")
-    try:
-        seconds = float(value) if value is not None else float(2 ** (attempt - 1))
-    except ValueError:
-        seconds = float(2 ** (attempt - 1))
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
-
-
-def _status_text(exc: Any) -> str:
-    """The API's Status message (no headers, no request: nothing that could carry a credential)."""
-    message = ""
-    try:
-        body = orjson.loads(exc.body) if exc.body else None
-        if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-            message = body["message"]
-    except orjson.JSONDecodeError:
-        pass
-    what = {401: "unauthorized", 403: "forbidden", 404: "not found", 410: "continue token expired",
-            429: "too many requests (retries exhausted)"}.get(exc.status, exc.reason or "error")
-    return f"{what} ({exc.status})" + (f": {_short(message)}" if message else "")
-
-
-def _short(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 300 else text[:300] + "..."
+        try:
+            page = orjson.loads(send(call, kwargs, max_retries=self.options.max_retries, sleep=self._sleep,
+                                     counts=self))
+        except Refused as exc:
+            if exc.status == 404 and missing_ok:
+                return None  # the CRD is not installed: no GPU Operator
+            self.errors.append(ReadError(f"{resource}: {exc.text}", self.location))
+            return None
+        except orjson.JSONDecodeError:
+            self.errors.append(ReadError(f"{resource}: the API server's answer is not JSON", self.location))
+            return None
+        if not isinstance(page, dict):
+            self.errors.append(ReadError(f"{resource}: expected a list object", self.location))
+            return None
+        return page
 
 
 def _section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
