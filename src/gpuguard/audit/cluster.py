@@ -421,8 +421,8 @@ def _resolved_images(
         progress(f"reading {len(reader.pull_secret_refs)} image pull Secrets")
         for secret in reader.pull_secrets(reader.pull_secret_refs):
             config = docker_config(secret)
-            if config is not None and config not in scan.secrets:
-                scan.secrets.append(config)
+            if config is not None:
+                scan.add_secret(config)
     progress(f"inspecting {len(scan.references)} images")
     resolutions, requests = resolve(scan, options.images)
     return ResolvedImages(settings, resolutions, requests)

@@ -169,12 +169,16 @@ class ImageScan:
             self.references.setdefault(ref, None)
         name = "<stdin>" if path == "-" else path
         for config in pull_secrets(data, name):
-            if config not in self.secrets:
-                self.secrets.append(config)
+            self.add_secret(config)
 
     def add(self, references: Iterable[str]) -> None:
         for ref in references:
             self.references.setdefault(ref, None)
+
+    def add_secret(self, config: Mapping[str, Any]) -> None:
+        """A pull Secret's docker config (``{"auths": ...}``), once."""
+        if config not in self.secrets:
+            self.secrets.append(config)
 
 
 # --- resolution --------------------------------------------------------------------------------------------
