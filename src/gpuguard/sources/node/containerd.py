@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -19,42 +18,35 @@ from gpuguard.model.container import ContainerSpec
 from gpuguard.model.observed import RuntimeContainer
 from gpuguard.sources.node import _containerd_api as api
 from gpuguard.sources.node._containerd_spec import SpecError, spec_parts
+from gpuguard.sources.node._grpc import UnixGrpcClient
 from gpuguard.sources.node.errors import NodeSourceError
 
 _MAX_MESSAGE = 512 << 20  # Containers/List answers in one message; privileged specs make it large
 
 
-class ContainerdClient:
+class ContainerdClient(UnixGrpcClient):
     """A read-only client of containerd's containers and tasks services."""
+
+    source = "containerd"
 
     def __init__(
         self, address: str = "/run/containerd/containerd.sock", namespace: str = "k8s.io", timeout: float = 5.0
     ) -> None:
-        self.address = address
+        super().__init__(address, timeout, [("grpc.max_receive_message_length", _MAX_MESSAGE),
+                                            ("grpc.enable_retries", 0)])
         self.namespace = namespace
-        self.timeout = timeout
-        self._channel: grpc.Channel | None = None
+
+    def _check_socket(self) -> None:
+        if not os.path.exists(self.socket_path):
+            self.close()
+            raise NodeSourceError("containerd", f"no socket at {self.socket_path}")
+
+    def _rpc_failed(self, method: str, code: grpc.StatusCode | None, detail: str) -> str:
+        name = code.name if code is not None else "error"
+        return f"{method} at {self.socket_path}: {name}: {detail}"
 
     def _call(self, method: str, request: Any, response: Any) -> Any:
-        if not os.path.exists(self.address):
-            self.close()
-            raise NodeSourceError("containerd", f"no socket at {self.address}")
-        if self._channel is None:
-            self._channel = grpc.insecure_channel(
-                f"unix://{self.address}",
-                options=[("grpc.max_receive_message_length", _MAX_MESSAGE), ("grpc.enable_retries", 0)],
-            )
-        call = self._channel.unary_unary(
-            method, request_serializer=type(request).SerializeToString, response_deserializer=response.FromString
-        )
-        try:
-            return call(request, timeout=self.timeout, metadata=(("containerd-namespace", self.namespace),))
-        except grpc.RpcError as e:
-            self.close()
-            code = e.code() if isinstance(e, grpc.Call) else None
-            detail = e.details() if isinstance(e, grpc.Call) else str(e)
-            name = code.name if code is not None else "error"
-            raise NodeSourceError("containerd", f"{method} at {self.address}: {name}: {detail}") from None
+        return self._unary(method, request, response, (("containerd-namespace", self.namespace),))
 
     def _tasks(self) -> dict[str, tuple[int | None, str]]:
         answer = self._call(api.TASKS_LIST, api.ListTasksRequest(), api.ListTasksResponse)
@@ -74,17 +66,6 @@ class ContainerdClient:
         listed = self._call(api.CONTAINERS_LIST, api.ListContainersRequest(), api.ListContainersResponse)
         tasks = self._tasks()
         return [_container(c, tasks.get(c.id)) for c in listed.containers]
-
-    def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-
-    def __enter__(self) -> ContainerdClient:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
 
 
 def _container(c: Any, task: tuple[int | None, str] | None) -> RuntimeContainer:

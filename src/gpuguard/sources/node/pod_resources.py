@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from gpuguard.model.observed import ContainerAllocation
+from gpuguard.sources.node._grpc import UnixGrpcClient
 from gpuguard.sources.node._pod_resources_proto import MESSAGES, SERVICE
 from gpuguard.sources.node.errors import NodeSourceError
 
@@ -31,13 +30,13 @@ _WHY = {
 }
 
 
-class PodResourcesClient:
+class PodResourcesClient(UnixGrpcClient):
     """A client of the kubelet's pod-resources v1 API on one unix socket."""
 
+    source = "kubelet"
+
     def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> None:
-        self.socket_path = os.path.abspath(socket_path)
-        self.timeout = timeout
-        self._channel: grpc.Channel | None = None
+        super().__init__(os.path.abspath(socket_path), timeout, [("grpc.max_receive_message_length", _MAX_MESSAGE)])
 
     def list(self) -> tuple[ContainerAllocation, ...]:
         """Every container the kubelet knows with the devices (and DRA claims) allocated to it."""
@@ -61,43 +60,32 @@ class PodResourcesClient:
         answer = self._call("GetAllocatableResources", "AllocatableResourcesRequest", "AllocatableResourcesResponse")
         return _devices(answer.devices)
 
-    def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+    @property
+    def _where(self) -> str:
+        return f"pod-resources socket {self.socket_path}"
 
-    def __enter__(self) -> PodResourcesClient:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _call(self, method: str, request: str, response: str) -> Any:
-        where = f"pod-resources socket {self.socket_path}"
+    def _check_socket(self) -> None:
         try:
             if not stat.S_ISSOCK(os.stat(self.socket_path).st_mode):
-                raise NodeSourceError("kubelet", f"{where} is not a socket")
+                raise NodeSourceError("kubelet", f"{self._where} is not a socket")
         except OSError as e:
-            raise NodeSourceError("kubelet", f"no {where} ({e.strerror})") from None
-        if self._channel is None:
-            options = [("grpc.max_receive_message_length", _MAX_MESSAGE)]
-            self._channel = grpc.insecure_channel("unix://" + self.socket_path, options=options)
-        request_cls, response_cls = MESSAGES[request], MESSAGES[response]
-        serialize: Callable[[Any], bytes] = request_cls.SerializeToString
-        stub = self._channel.unary_unary(
-            SERVICE + method, request_serializer=serialize, response_deserializer=response_cls.FromString
-        )
-        try:
-            return stub(request_cls(), timeout=self.timeout)
-        except grpc.RpcError as e:
-            code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
-            why = _WHY.get(code, f"failed ({code.name}) on")
-            detail = e.details() if isinstance(e, grpc.Call) else str(e)
-            raise NodeSourceError("kubelet", f"{where} {why} {method}: {detail}") from None
-        except DecodeError as e:
-            raise NodeSourceError("kubelet", f"{where} answered {method} with an unreadable message: {e}") from None
+            raise NodeSourceError("kubelet", f"no {self._where} ({e.strerror})") from None
+
+    def _rpc_failed(self, method: str, code: grpc.StatusCode | None, detail: str) -> str:
+        code = code or grpc.StatusCode.UNKNOWN
+        why = _WHY.get(code, f"failed ({code.name}) on")
+        return f"{self._where} {why} {_short(method)}: {detail}"
+
+    def _unreadable(self, method: str, error: DecodeError) -> str:
+        return f"{self._where} answered {_short(method)} with an unreadable message: {error}"
+
+    def _call(self, method: str, request: str, response: str) -> Any:
+        return self._unary(SERVICE + method, MESSAGES[request](), MESSAGES[response])
+
+
+def _short(method: str) -> str:
+    """``List`` of ``/v1.PodResourcesLister/List``: the method as the messages name it."""
+    return method.rsplit("/", 1)[-1]
 
 
 def _devices(entries: Any) -> dict[str, tuple[str, ...]]:
