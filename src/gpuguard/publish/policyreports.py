@@ -14,7 +14,7 @@ never an exception; 429 waits for ``Retry-After`` as the cluster reader does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,19 +55,35 @@ class PolicyReportWriter:
     def __init__(
         self, api: Any, *, namespace: str | None = None, sleep: Callable[[float], None] = time.sleep,
         max_retries: int = MAX_RETRIES, timeout: tuple[float, float] = TIMEOUT,
+        labels: Mapping[str, str] = LABELS, name: str | None = None,
     ) -> None:
         from kubernetes import client  # noqa: PLC0415 - lazy: heavy import
 
         self._custom = client.CustomObjectsApi(api)
         self.namespace = namespace  # an audit of one namespace prunes only there
+        # Whose reports these are: the writer labels what it writes with ``labels`` and prunes only reports that
+        # carry them (and, with ``name``, only reports of that name; every report it writes is renamed to it).
+        self.labels = dict(labels)
+        self.selector = ",".join(f"{k}={v}" for k, v in self.labels.items())
+        self.name = name
         self._sleep = sleep
         self._max_retries = max_retries
         self._timeout = timeout
         self.result = Published()
         self._missing = False  # the server does not serve the group (CRDs not installed): stop at once
 
+    def documents(self, report: Report, *, now: int | None = None) -> list[dict[str, Any]]:
+        """The objects ``--format policyreport`` prints, with this writer's labels (and name)."""
+        docs = policy_reports(report, now=now)
+        for doc in docs:
+            doc["metadata"]["labels"] = dict(self.labels)
+            if self.name is not None:
+                doc["metadata"]["name"] = self.name
+        return docs
+
     def publish(self, report: Report) -> Published:
-        docs = policy_reports(report)
+        self.result = Published()
+        docs = self.documents(report)
         written: set[tuple[str, str, str]] = set()
         for doc in docs:
             plural = CLUSTER if doc["kind"] == "ClusterPolicyReport" else NAMESPACED
@@ -113,15 +129,15 @@ class PolicyReportWriter:
         try:
             listed = self.call(self._list, plural)
         except Refused as exc:
-            self._fail(plural, f"{plural} ({SELECTOR})", "list", exc)
+            self._fail(plural, f"{plural} ({self.selector})", "list", exc)
             return
         produced = {(d["metadata"].get("namespace") or "", d["metadata"]["name"]) for d in docs}
         for item in listed.get("items") or ():
             meta = item.get("metadata") or {} if isinstance(item, dict) else {}
             labels = meta.get("labels") or {}
-            if any(labels.get(k) != v for k, v in LABELS.items()):
-                continue  # the server ignored the selector: never touch another tool's report
             key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if any(labels.get(k) != v for k, v in self.labels.items()) or self.name not in (None, key[1]):
+                continue  # the server ignored the selector: never touch another tool's (or node's) report
             if key in keep or key in produced:  # produced but not written: its error is already reported
                 continue
             if plural == NAMESPACED and self.namespace is not None and key[0] != self.namespace:
@@ -168,8 +184,8 @@ class PolicyReportWriter:
     def _list(self, plural: str, **kw: Any) -> Any:
         if plural == NAMESPACED and self.namespace is not None:
             return self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural,
-                                                              label_selector=SELECTOR, **kw)
-        return self._custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=SELECTOR, **kw)
+                                                              label_selector=self.selector, **kw)
+        return self._custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=self.selector, **kw)
 
     def call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
         """One request, its JSON answer back (``{}`` when empty); a refusal raises ``Refused``."""
