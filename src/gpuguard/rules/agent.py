@@ -20,7 +20,7 @@ from gpuguard.model.errors import InputError
 from gpuguard.model.finding import Finding, Resource
 from gpuguard.model.observed import ContainerAllocation, HeldDevices, NodeGpu, RuntimeContainer
 from gpuguard.model.toolkit import Toolkit
-from gpuguard.rules.exempt import COMPONENT_APP_PREFIXES, COMPONENT_APPS
+from gpuguard.rules.exempt import COMPONENT_APP_PREFIXES, COMPONENT_APPS, is_component_app
 from gpuguard.rules.registry import rule
 from gpuguard.rules.settings import AuditSettings
 
@@ -246,7 +246,7 @@ def _exempt(container: RuntimeContainer, settings: AuditSettings) -> str | None:
     namespace, pod = container.namespace or "", container.pod or ""
     if namespace and settings.is_trusted(namespace):
         app = container.labels.get("app", "")
-        if app in COMPONENT_APPS or app.startswith(COMPONENT_APP_PREFIXES):
+        if is_component_app(app):
             return f"GPU Operator component (label app={app}, namespace {namespace}): it reaches all GPUs by design"
         prefix = next(
             (p for p in (*COMPONENT_APPS, *COMPONENT_APP_PREFIXES) if pod.startswith(p.rstrip("-") + "-")), None

@@ -77,18 +77,19 @@ def component_evidence(pod: Pod) -> str | None:
     for ref in pod.owner_references:
         if ref.kind in OWNER_KINDS and ref.api_version.startswith("nvidia.com/"):
             return f"owned by {ref.kind} {ref.name}"
-        if ref.kind == "DaemonSet" and _is_component_app(ref.name):
+        if ref.kind == "DaemonSet" and is_component_app(ref.name):
             return f"owned by operand DaemonSet {ref.name}"
     for labels in (pod.labels, pod.workload_labels):
         app = labels.get("app", "")
-        if _is_component_app(app):
+        if is_component_app(app):
             return f"label app={app}"
     if pod.service_account in COMPONENT_SERVICE_ACCOUNTS:
         return f"service account {pod.service_account}"
     return None
 
 
-def _is_component_app(name: str) -> bool:
+def is_component_app(name: str) -> bool:
+    """Whether an ``app`` label (or operand DaemonSet name) is one of the GPU Operator's components."""
     return name in COMPONENT_APPS or name.startswith(COMPONENT_APP_PREFIXES)
 
 
