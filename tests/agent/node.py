@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from gpuguard.agent.scan import ScanOptions
+from tests.node.kubelet import KubeletStandIn, serve_pod_resources
 from tests.node.runtime import CTL_MINOR, NVIDIA_MAJOR, Runtime
 
 OPERATOR_NS = "gpu-operator"
@@ -230,3 +234,56 @@ class Populated:
         with ThreadPoolExecutor(max_workers=8) as pool:
             for _ in pool.map(self.rt.remove, list(self.ids.values())):
                 pass
+
+
+@dataclass
+class AgentNode:
+    """A populated node ready for the agent: its containers, the kubelet stand-in, the toolkit config."""
+
+    node: Populated
+    kubelet: KubeletStandIn
+    kubelet_socket: str
+    toolkit_config: str
+    dir: str
+
+    def args(self) -> list[str]:
+        """The agent's command-line flags for this node."""
+        return ["--node", NODE, "--containerd-socket", self.node.rt.socket, "--pod-resources-socket",
+                self.kubelet_socket, "--driver-root", self.node.rt.driver_root, "--toolkit-config",
+                self.toolkit_config, "--toolkit-version", "1.17.8"]
+
+    def options(self) -> ScanOptions:
+        """The same, as the scanner's options."""
+        return ScanOptions(node=NODE, containerd_socket=self.node.rt.socket, pod_resources_socket=self.kubelet_socket,
+                           driver_root=self.node.rt.driver_root, toolkit_config=self.toolkit_config,
+                           toolkit_version="1.17.8")
+
+
+@contextmanager
+def agent_node(
+    rt: Runtime, plan: Sequence[Planned], tag: str, *, workdir: str | None = None,
+    allocatable: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[AgentNode]:
+    """Start ``plan`` on ``rt``, serve its allocations and write the toolkit config; undo it all afterwards.
+
+    ``workdir`` (kept) holds the kubelet socket and the config; without it a short temporary directory
+    is made and removed (unix socket paths are limited to 107 bytes).
+    """
+    node = Populated(rt, plan, tag)
+    own = workdir is None
+    directory = workdir if workdir is not None else tempfile.mkdtemp(prefix=f"gg-{tag}-", dir="/tmp")
+    kubelet = None
+    try:
+        node.start()
+        socket = os.path.join(directory, "kubelet.sock")
+        kubelet = serve_pod_resources(socket, node.allocations(), allocatable or {})
+        config = os.path.join(directory, "config.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(TOOLKIT_CONFIG)
+        yield AgentNode(node, kubelet, socket, config, directory)
+    finally:
+        if kubelet is not None:
+            kubelet.stop()
+        node.remove()
+        if own:
+            shutil.rmtree(directory, ignore_errors=True)

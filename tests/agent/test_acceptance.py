@@ -9,10 +9,8 @@ a real subprocess of the CLI; what it must report is written by hand in ``tests.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent.node import NODE, TOOLKIT_CONFIG, Planned, Populated, mixed_states, uuid_of
-from tests.node.kubelet import KubeletStandIn, serve_pod_resources
+from tests.agent.node import NODE, Planned, Populated, agent_node, mixed_states, uuid_of
+from tests.node.kubelet import KubeletStandIn
 from tests.node.runtime import Runtime
 
 Key = tuple[str, str, str]
@@ -50,22 +48,8 @@ class Mixed:
 def mixed(runtime: Runtime) -> Iterator[Mixed]:
     plan = mixed_states()
     assert len(plan) == 50
-    node = Populated(runtime, plan, "acc")
-    workdir = tempfile.mkdtemp(prefix="gg-acc-", dir="/tmp")
-    kubelet = None
-    try:
-        node.start()
-        socket = os.path.join(workdir, "kubelet.sock")
-        kubelet = serve_pod_resources(socket, node.allocations(), {"nvidia.com/gpu": [uuid_of(m) for m in range(4)]})
-        config = os.path.join(workdir, "config.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(TOOLKIT_CONFIG)
-        yield Mixed(runtime, node, kubelet, socket, config, workdir)
-    finally:
-        if kubelet is not None:
-            kubelet.stop()
-        node.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with agent_node(runtime, plan, "acc", allocatable={"nvidia.com/gpu": [uuid_of(m) for m in range(4)]}) as n:
+        yield Mixed(runtime, n.node, n.kubelet, n.kubelet_socket, n.toolkit_config, n.dir)
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -9,19 +9,16 @@ that cannot be read is "not scanned", never clean and never a finding.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.agent.node import NODE, TOOLKIT_CONFIG, Planned, Populated, uuid_of
-from tests.node.kubelet import serve_pod_resources
+from tests.agent.node import Planned, agent_node, uuid_of
 from tests.node.runtime import Runtime
 
 pytestmark = pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
@@ -37,23 +34,8 @@ PLAN = [
 
 @pytest.fixture(scope="module")
 def node_args(runtime: Runtime) -> Iterator[list[str]]:
-    node = Populated(runtime, PLAN, "caps")
-    workdir = tempfile.mkdtemp(prefix="gg-caps-", dir="/tmp")
-    kubelet = None
-    try:
-        node.start()
-        sock = os.path.join(workdir, "kubelet.sock")
-        kubelet = serve_pod_resources(sock, node.allocations())
-        config = os.path.join(workdir, "config.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(TOOLKIT_CONFIG)
-        yield ["--node", NODE, "--containerd-socket", runtime.socket, "--pod-resources-socket", sock,
-               "--driver-root", runtime.driver_root, "--toolkit-config", config, "--toolkit-version", "1.17.8"]
-    finally:
-        if kubelet is not None:
-            kubelet.stop()
-        node.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with agent_node(runtime, PLAN, "caps") as n:
+        yield n.args()
 
 
 def agent_with(caps: tuple[str, ...], args: list[str]) -> dict[str, Any]:

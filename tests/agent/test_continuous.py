@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.node import NODE, TOOLKIT_CONFIG, Planned, Populated
-from tests.node.kubelet import serve_pod_resources
+from tests.agent.node import NODE, Planned, agent_node
 from tests.node.runtime import Runtime
 
 PLAN = [Planned("notebook", namespace="research", gpus=(0,)), Planned("web", namespace="shop", container="nginx")]
@@ -56,24 +55,12 @@ def got(port: int, name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def agent_env(runtime: Runtime, short_dir: str) -> Iterator[tuple[list[str], Path]]:
-    node = Populated(runtime, PLAN, "cont")
-    kubelet = None
-    try:
-        node.start()
-        sock = os.path.join(short_dir, "kubelet.sock")
-        kubelet = serve_pod_resources(sock, node.allocations())
-        config = os.path.join(short_dir, "config.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(TOOLKIT_CONFIG)
-        args = ["--node", NODE, "--containerd-socket", runtime.socket, "--pod-resources-socket", sock,
-                "--driver-root", runtime.driver_root, "--toolkit-config", config, "--toolkit-version", "1.17.8"]
-        yield args, Path(short_dir)
-    finally:
-        if kubelet is not None:
-            kubelet.stop()
-        if subprocess.run(["ctr", "-a", runtime.socket, "version"], capture_output=True, check=False).returncode:
-            runtime.start_containerd()  # a failed test must not leave the session's containerd stopped
-        node.remove()
+    with agent_node(runtime, PLAN, "cont", workdir=short_dir) as n:
+        try:
+            yield n.args(), Path(short_dir)
+        finally:
+            if subprocess.run(["ctr", "-a", runtime.socket, "version"], capture_output=True, check=False).returncode:
+                runtime.start_containerd()  # a failed test must not leave the session's containerd stopped
 
 
 def test_keeps_running_through_a_containerd_restart_and_stops_on_sigterm(

@@ -6,9 +6,6 @@ Loop, AgentMetrics, EventPublisher); the subprocess runs are in test_continuous 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,8 +21,8 @@ from gpuguard.agent.scan import Scan, Scanner, ScanOptions
 from gpuguard.publish.events import EventPublisher
 from gpuguard.sources.node.devices import held_devices
 from tests.agent.events_api import api_client, serve
-from tests.agent.node import NODE, TOOLKIT_CONFIG, Planned, Populated, uuid_of
-from tests.node.kubelet import KubeletStandIn, serve_pod_resources
+from tests.agent.node import NODE, Planned, Populated, agent_node, uuid_of
+from tests.node.kubelet import KubeletStandIn
 from tests.node.runtime import Runtime
 
 NVD = "NVIDIA_VISIBLE_DEVICES"
@@ -47,25 +44,8 @@ class Small:
 
 @pytest.fixture(scope="module")
 def small(runtime: Runtime) -> Iterator[Small]:
-    node = Populated(runtime, PLAN, "loop")
-    workdir = tempfile.mkdtemp(prefix="gg-loop-", dir="/tmp")
-    kubelet = None
-    try:
-        node.start()
-        socket = os.path.join(workdir, "kubelet.sock")
-        kubelet = serve_pod_resources(socket, node.allocations())
-        config = os.path.join(workdir, "config.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(TOOLKIT_CONFIG)
-        options = ScanOptions(node=NODE, containerd_socket=runtime.socket, pod_resources_socket=socket,
-                              driver_root=runtime.driver_root, toolkit_version="1.17.8",
-                              toolkit_config=config)
-        yield Small(runtime, node, kubelet, options)
-    finally:
-        if kubelet is not None:
-            kubelet.stop()
-        node.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with agent_node(runtime, PLAN, "loop") as n:
+        yield Small(runtime, n.node, n.kubelet, n.options())
 
 
 def samples(metrics: AgentMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -7,9 +7,6 @@ with the real server's write semantics.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +18,8 @@ from gpuguard.agent.loop import Loop
 from gpuguard.agent.policyreports import NodePolicyReports, node_label
 from gpuguard.agent.scan import Scanner, ScanOptions
 from gpuguard.sources.cluster import ConnectOptions, connect
-from tests.agent.node import NODE, TOOLKIT_CONFIG, Planned, Populated, uuid_of
+from tests.agent.node import NODE, Planned, Populated, agent_node, uuid_of
 from tests.cluster.apiserver import ApiServer, Snapshot, serve
-from tests.node.kubelet import serve_pod_resources
 from tests.node.runtime import Runtime
 
 NAME = f"gpuguard-agent-{NODE}"
@@ -53,24 +49,8 @@ def cluster(tmp_path: Path) -> Iterator[tuple[ApiServer, Any]]:
 
 @pytest.fixture
 def options(runtime: Runtime) -> Iterator[tuple[Populated, ScanOptions, Any]]:
-    node = Populated(runtime, PLAN, "prep")
-    workdir = tempfile.mkdtemp(prefix="gg-prep-", dir="/tmp")
-    kubelet = None
-    try:
-        node.start()
-        socket = os.path.join(workdir, "kubelet.sock")
-        kubelet = serve_pod_resources(socket, node.allocations())
-        config = os.path.join(workdir, "config.toml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write(TOOLKIT_CONFIG)
-        scan_options = ScanOptions(node=NODE, containerd_socket=runtime.socket, pod_resources_socket=socket,
-                                   driver_root=runtime.driver_root, toolkit_config=config, toolkit_version="1.17.8")
-        yield node, scan_options, kubelet
-    finally:
-        if kubelet is not None:
-            kubelet.stop()
-        node.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with agent_node(runtime, PLAN, "prep") as n:
+        yield n.node, n.options(), n.kubelet
 
 
 def _results(obj: dict[str, Any]) -> set[tuple[str, str, str]]:
