@@ -36,7 +36,7 @@ def test_the_run_goes_to_the_store_named_by_the_environment(
         calls.append({"report": report, **kw})
         return 42
 
-    monkeypatch.setattr(gpuguard.history, "record_run", record_run, raising=False)
+    monkeypatch.setattr(gpuguard.history, "record_run", record_run)
     before = datetime.datetime.now(datetime.UTC)
     result = _run({"GPUGUARD_HISTORY_URL": URL}, *args)
     assert result.exit_code == 0, result.output
@@ -52,7 +52,7 @@ def test_a_failing_store_is_one_line_exit_2_and_no_password(monkeypatch: pytest.
     def record_run(report: Any, **kw: Any) -> int:
         raise RuntimeError(f'connection to "{kw["url"]}" failed: password "pw-7Hq2x" was refused')
 
-    monkeypatch.setattr(gpuguard.history, "record_run", record_run, raising=False)
+    monkeypatch.setattr(gpuguard.history, "record_run", record_run)
     result = _run({"GPUGUARD_HISTORY_URL": URL})
     assert result.exit_code == 2
     assert json.loads(result.stdout)["schema"] == "gpuguard.report/v1"
@@ -64,6 +64,6 @@ def test_a_failing_store_is_one_line_exit_2_and_no_password(monkeypatch: pytest.
 
 def test_no_history_without_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(gpuguard.history, "record_run", lambda *a, **kw: calls.append(a), raising=False)
+    monkeypatch.setattr(gpuguard.history, "record_run", lambda *a, **kw: calls.append(a))
     result = _run({"GPUGUARD_HISTORY_URL": ""})
     assert result.exit_code == 0 and calls == []

@@ -266,14 +266,9 @@ class _Sinks:
         return len(published.errors)
 
     def _history(self, report: Any, cluster: str) -> int:
+        from gpuguard.history import record_run  # noqa: PLC0415 - lazy: the database drivers load only when asked
+
         url = self.history_url or ""
-        try:
-            import gpuguard.history  # noqa: PLC0415 - lazy: the database drivers load only when asked for
-        except ImportError as exc:
-            return _error(f"--history: cannot load the history store: {exc}")
-        record_run: Any = getattr(gpuguard.history, "record_run", None)
-        if record_run is None:
-            return _error("--history: this build of gpuguard cannot record runs")
         try:
             run = record_run(report, url=url, cluster=cluster, started=self.started_at)
         except Exception as exc:  # any failure of the database is one line: the report stands
